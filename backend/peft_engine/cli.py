@@ -1,0 +1,87 @@
+"""Command line of ``peft_engine`` (frozen) and ``python backend/main.py`` (source).
+
+    peft_engine [--host 127.0.0.1] [--port 0]   serve; prints the listening line
+    peft_engine --probe                         check the variant's accelerator (JSON)
+    peft_engine --version                       print version and variant
+    peft_engine --self-check                    import every module the bundle needs (JSON)
+"""
+
+import argparse
+import importlib
+import json
+import os
+import sys
+
+from .buildinfo import BUILD_INFO
+
+# Modules that must import in every bundle; several are loaded by name at run time
+# (uvicorn's protocol/loop/lifespan classes, anyio's backend), so PyInstaller only
+# finds them through the spec's hidden imports. --self-check proves they are there.
+CORE_MODULES = (
+    "fastapi", "starlette", "pydantic", "pydantic_core", "anyio", "anyio._backends._asyncio",
+    "h11", "uvicorn", "uvicorn.logging", "uvicorn.loops.auto", "uvicorn.loops.asyncio",
+    "uvicorn.protocols.http.auto", "uvicorn.protocols.http.h11_impl",
+    "uvicorn.protocols.websockets.auto", "uvicorn.lifespan.on", "uvicorn.lifespan.off",
+    "peft_engine.api", "peft_engine.server", "peft_engine.jobs", "peft_engine.probe",
+)
+FULL_MODULES = (
+    "numpy", "torch", "safetensors", "tokenizers", "transformers", "peft", "accelerate",
+    "transformers.models.auto.modeling_auto", "transformers.models.gpt2.modeling_gpt2",
+    "transformers.models.llama.modeling_llama",
+)
+
+
+def _ensure_std_streams():
+    # A windowed (console=False) Windows executable may start with no stdout/stderr.
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))
+
+
+def self_check():
+    modules = list(CORE_MODULES)
+    if BUILD_INFO["profile"] == "full":
+        modules += FULL_MODULES
+    missing = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            missing.append({"module": name, "error": f"{type(exc).__name__}: {exc}"})
+    print(json.dumps({"event": "self-check", "ok": not missing, "profile": BUILD_INFO["profile"],
+                      "checked": len(modules), "missing": missing}), flush=True)
+    return 1 if missing else 0
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="peft_engine", description="PEFT Studio engine")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port; 0 (default) picks a free one")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--probe", action="store_true", help="test the variant's accelerator, print JSON, exit 0 if usable")
+    mode.add_argument("--version", action="store_true", help="print version and variant and exit")
+    mode.add_argument("--self-check", action="store_true", help="import every module this bundle needs, print JSON")
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be 0..65535, not {args.port}")
+    return args
+
+
+def main(argv=None):
+    _ensure_std_streams()
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.version:
+        print(f"peft_engine {BUILD_INFO['version']} ({BUILD_INFO['variant']}, {BUILD_INFO['profile']})", flush=True)
+        return 0
+    if args.probe:
+        from .probe import main as probe_main
+        return probe_main()
+    if args.self_check:
+        return self_check()
+    from .server import serve
+    try:
+        return serve(args.host, args.port, args.log_level)
+    except OSError as exc:
+        print(f"peft_engine: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr, flush=True)
+        return 3
