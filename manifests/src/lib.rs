@@ -1,0 +1,37 @@
+//! The release manifest of PEFT Studio's backend, shared by `peft-bootstrap` and
+//! `peft-release` so that both agree on every byte.
+//!
+//! This crate is pure: no file system, no network, no clock. Callers pass the facts
+//! in (the manifest bytes, its signature, the hardware, the time) and get decisions
+//! out. The modules:
+//!
+//! - [`model`]: serde types for schema 1 of the channel manifest;
+//! - [`index`]: the per-file index of a bundle and the rules for safe entry paths;
+//! - [`validate`](mod@validate): every structural problem of a manifest or an index, all at once;
+//! - [`select`](mod@select): which release and variant this machine gets, and why;
+//! - [`trust`]: minisign verification against built-in or given public keys;
+//! - [`variants`]: the variant catalogue (`manifests/variants.json`) used by `pack`.
+
+mod digest;
+mod dotted;
+pub mod index;
+pub mod model;
+pub mod select;
+pub mod trust;
+pub mod validate;
+pub mod variants;
+
+#[cfg(test)]
+mod sample;
+
+pub use digest::{ParseDigestError, Sha256, Sha256Hasher};
+pub use dotted::{Dotted, ParseDottedError};
+pub use index::{FileEntry, FileIndex, PathProblem, check_entry_path};
+pub use model::{
+    Accelerator, Arch, Blob, BootstrapperBuild, CcRange, Delta, IndexRef, Manifest, Os, Release,
+    Requirements, SCHEMA, Variant,
+};
+pub use select::{Choice, Hardware, Selection, Verdict, select};
+pub use trust::{TrustError, TrustedKeys, Verified};
+pub use validate::{Problem, validate, validate_index};
+pub use variants::{VariantCatalog, VariantDef};
