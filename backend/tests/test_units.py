@@ -1,0 +1,97 @@
+"""Pure functions: variant -> accelerator, data dirs, probe maths, build-bundle's choices."""
+
+import importlib.machinery
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import BACKEND
+
+sys.path.insert(0, str(BACKEND))
+from peft_engine import paths, probe  # noqa: E402
+from peft_engine.buildinfo import accelerator_for_variant  # noqa: E402
+
+
+def load_build_bundle():
+    loader = importlib.machinery.SourceFileLoader("build_bundle", str(BACKEND / "build-bundle"))
+    spec = importlib.util.spec_from_loader("build_bundle", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("variant,acc", [
+    ("linux-x86_64-cpu", "cpu"), ("linux-x86_64-cuda12.8", "cuda"), ("windows-x86_64-cuda13.0", "cuda"),
+    ("macos-arm64-metal", "mps"), ("linux-x86_64-rocm6.2", "rocm"), ("dev", "cpu"),
+])
+def test_accelerator_for_variant(variant, acc):
+    assert accelerator_for_variant(variant) == acc
+
+
+def test_data_dir_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("PEFT_DATA_DIR", str(tmp_path))
+    assert paths.adapter_dir("j1") == tmp_path / "adapters" / "j1"
+
+
+@pytest.mark.parametrize("plat,expected", [
+    ("linux", Path(".local/share/PEFT Studio")),
+    ("darwin", Path("Library/Application Support/PEFT Studio")),
+])
+def test_data_dir_defaults(monkeypatch, tmp_path, plat, expected):
+    monkeypatch.delenv("PEFT_DATA_DIR", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.setattr(paths.sys, "platform", plat)
+    monkeypatch.setattr(paths.Path, "home", staticmethod(lambda: tmp_path))
+    assert paths.data_dir() == tmp_path / expected
+
+
+def test_data_dir_windows(monkeypatch, tmp_path):
+    monkeypatch.delenv("PEFT_DATA_DIR", raising=False)
+    monkeypatch.setenv("APPDATA", str(tmp_path / "Roaming"))
+    monkeypatch.setattr(paths.sys, "platform", "win32")
+    assert paths.data_dir() == tmp_path / "Roaming" / "PEFT Studio"
+
+
+def test_probe_reference_is_right():
+    a, b = probe._matrices(4)
+    want = [[sum(a[i][k] * b[k][j] for k in range(4)) for j in range(4)] for i in range(4)]
+    assert probe._reference(a, b) == want
+    assert probe._max_err(want, want) == 0
+    bad = [row[:] for row in want]
+    bad[2][3] += 1
+    assert probe._max_err(bad, want) == 1
+
+
+@pytest.mark.parametrize("variant,family,tag", [
+    ("linux-x86_64-cpu", "cpu", "cpu"), ("linux-x86_64-cuda12.8", "cuda", "cuda12.8"),
+    ("macos-arm64-metal", "metal", "metal"), ("linux-x86_64-rocm6.2", "rocm", "rocm6.2"),
+])
+def test_build_bundle_accelerator_of(variant, family, tag):
+    assert load_build_bundle().accelerator_of(variant) == (family, tag)
+
+
+def test_build_bundle_requirement_names():
+    bb = load_build_bundle()
+    assert bb.requirement_names("core", "cuda", "cuda12.8") == ["core.txt"]
+    # a CUDA variant never falls back to another CUDA major version
+    assert bb.requirement_names("full", "cuda", "cuda12.8") == ["full-cuda12.8.txt", "full-cuda12.txt"]
+    assert bb.requirement_names("full", "cpu", "cpu") == ["full-cpu.txt"]
+    assert bb.requirement_names("full", "rocm", "rocm6.2") == ["full-rocm6.2.txt", "full-rocm.txt"]
+
+
+def test_build_bundle_missing_requirements_is_a_clear_error():
+    bb = load_build_bundle()
+    with pytest.raises(bb.BuildError) as err:
+        bb.requirements_file("full", "cuda", "cuda11.1")
+    assert "full-cuda11.1.txt" in str(err.value) and err.value.status == 2
+
+
+def test_every_committed_requirement_is_hashed():
+    for req in (BACKEND / "requirements").glob("*.txt"):
+        lines = [l.strip() for l in req.read_text().splitlines() if l.strip() and not l.lstrip().startswith("#")]
+        pins = [l for l in lines if not l.startswith("--hash") and not l.startswith("-")]
+        assert pins, req
+        for pin in pins:
+            assert "==" in pin and pin.endswith("\\"), f"{req.name}: {pin!r} is not pinned with hashes"
