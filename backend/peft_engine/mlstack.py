@@ -9,6 +9,7 @@ when torch cannot be imported, computed once and cached.
 
 import importlib
 import importlib.util
+import os
 import platform
 import sys
 import threading
@@ -51,6 +52,10 @@ def ml_stack():
     global _stack
     with _lock:
         if _stack is None:
+            # The engine trains on local folders only: never let the libraries reach a hub.
+            for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+                os.environ.setdefault(key, "1")
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             try:
                 _stack = {name: _import(name) for name in ML_MODULES}
             except MissingModule as exc:
