@@ -160,7 +160,7 @@ pub fn select<'m>(
             });
         }
         if selected.is_none() {
-            candidates.sort_by(|a, b| b.0.priority.cmp(&a.0.priority));
+            candidates.sort_by_key(|c| std::cmp::Reverse(c.0.priority));
             if let Some((v, why)) = candidates.into_iter().next() {
                 let reason = match choice {
                     Choice::Forced(_) => format!("forced by the user; {why}"),

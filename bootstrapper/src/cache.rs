@@ -1,0 +1,328 @@
+//! The cache directory (CONTRACT §5): its layout, its lock, and the small JSON
+//! files that say what is installed and current.
+//!
+//! ```text
+//! versions/<version>-<variant>/   complete, verified installs; never modified in place
+//! current.json                    which one is current; replaced atomically
+//! state.json                      highest accepted manifest serial per channel
+//! downloads/                      partial downloads, resumed by later runs
+//! staging/                        unpacking in progress; never read as an install
+//! lock                            one writer at a time
+//! ```
+//!
+//! Readers never take the lock: every file they read is replaced by an atomic rename,
+//! and an install directory appears in `versions/` only once complete. Writers hold
+//! the exclusive lock on `lock` for the whole transaction.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use peft_manifest::FileIndex;
+use peft_manifest::index::INSTALL_RECORD;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::error::{Error, Result};
+
+/// The cache directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+/// `current.json`: the install the UI should run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Current {
+    pub version: String,
+    pub variant: String,
+    /// The install directory's name under `versions/`.
+    pub dir: String,
+    /// The previous current install, kept until the new one has proven itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+}
+
+/// `state.json`: what this cache has accepted from each channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    #[serde(default)]
+    pub channels: BTreeMap<String, ChannelState>,
+}
+
+/// The highest manifest accepted from one channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelState {
+    pub serial: u64,
+    pub published_at: String,
+}
+
+/// `versions/<dir>/.peft-install.json`: what an install is, with its full index so
+/// `verify` can re-check it without the network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallRecord {
+    pub version: String,
+    pub variant: String,
+    pub channel: String,
+    pub entry: String,
+    /// The `ui_compat` range of the release, so `ensure` can answer offline.
+    pub ui_compat: String,
+    pub archive_sha256: String,
+    pub manifest_serial: u64,
+    pub installed_at: String,
+    pub index: FileIndex,
+}
+
+/// The exclusive writer lock; released on drop.
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: File,
+}
+
+impl Cache {
+    /// Opens (and creates) the cache at `root`.
+    pub fn open(root: &Path) -> Result<Cache> {
+        for sub in ["versions", "downloads", "staging"] {
+            let p = root.join(sub);
+            std::fs::create_dir_all(&p).map_err(|e| Error::storage("creating", &p, e))?;
+        }
+        Ok(Cache {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn versions(&self) -> PathBuf {
+        self.root.join("versions")
+    }
+    pub fn downloads(&self) -> PathBuf {
+        self.root.join("downloads")
+    }
+    pub fn staging(&self) -> PathBuf {
+        self.root.join("staging")
+    }
+
+    /// The directory name of an install.
+    pub fn install_name(version: &str, variant: &str) -> String {
+        format!("{version}-{variant}")
+    }
+
+    /// Takes the writer lock, waiting up to `timeout` while another instance holds it.
+    pub fn lock(&self, timeout: Duration, on_wait: &dyn Fn(Option<&str>)) -> Result<CacheLock> {
+        let path = self.root.join("lock");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::storage("opening", &path, e))?;
+        let start = Instant::now();
+        let mut told = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let owner = read_owner(&path);
+                    if !told {
+                        on_wait(owner.as_deref());
+                        told = true;
+                    }
+                    if start.elapsed() >= timeout {
+                        return Err(Error::Busy {
+                            path,
+                            waited_s: timeout.as_secs(),
+                            owner,
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::storage("locking", &path, e));
+                }
+            }
+        }
+        // Record who holds it, for the message another instance shows while waiting.
+        let _ = file.set_len(0);
+        let _ = write!(file, "pid {}", std::process::id());
+        Ok(CacheLock { _file: file })
+    }
+
+    /// The current install, if `current.json` exists and names a complete install.
+    pub fn current(&self) -> Result<Option<Current>> {
+        let cur: Option<Current> = read_json(&self.root.join("current.json"))?;
+        Ok(cur.filter(|c| self.versions().join(&c.dir).join(INSTALL_RECORD).is_file()))
+    }
+
+    /// Makes `cur` current (atomically).
+    pub fn set_current(&self, cur: &Current, _lock: &CacheLock) -> Result<()> {
+        write_json_atomic(&self.root.join("current.json"), cur)
+    }
+
+    pub fn state(&self) -> Result<State> {
+        Ok(read_json(&self.root.join("state.json"))?.unwrap_or_default())
+    }
+
+    pub fn save_state(&self, state: &State, _lock: &CacheLock) -> Result<()> {
+        write_json_atomic(&self.root.join("state.json"), state)
+    }
+
+    /// The record of the install in `versions/<dir>`, if it is complete.
+    pub fn record(&self, dir: &str) -> Result<Option<InstallRecord>> {
+        read_json(&self.versions().join(dir).join(INSTALL_RECORD))
+    }
+
+    /// Every complete install, by directory name.
+    pub fn installs(&self) -> Result<Vec<(String, InstallRecord)>> {
+        let dir = self.versions();
+        let rd = std::fs::read_dir(&dir).map_err(|e| Error::storage("listing", &dir, e))?;
+        let mut out = Vec::new();
+        for entry in rd.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(Some(rec)) = self.record(&name) {
+                out.push((name, rec));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Total bytes under the cache directory.
+    pub fn size(&self) -> u64 {
+        dir_size(&self.root)
+    }
+}
+
+fn read_owner(path: &Path) -> Option<String> {
+    let mut s = String::new();
+    File::open(path).ok()?.read_to_string(&mut s).ok()?;
+    let s = s.trim().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Reads JSON from `path`; `None` when the file does not exist.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::storage(
+                "parsing",
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::storage("reading", path, e)),
+    }
+}
+
+/// Writes `value` as JSON to `path` so that readers see the old or the new file,
+/// never a mix: write a temporary file, fsync it, rename it over, fsync the folder.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
+    write_atomic(path, &bytes)
+}
+
+/// Atomically replaces `path` with `bytes`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::storage("writing", path, e));
+    }
+    if let Some(parent) = path.parent() {
+        sync_dir(parent);
+    }
+    Ok(())
+}
+
+/// Flushes a directory's entries to disk (a no-op where the OS has no such call).
+pub fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_is_only_reported_for_a_complete_install() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let c = Cache::open(t.path()).expect("open");
+        let lock = c.lock(Duration::from_secs(1), &|_| {}).expect("lock");
+        let cur = Current {
+            version: "1.0.0".into(),
+            variant: "v".into(),
+            dir: "1.0.0-v".into(),
+            previous: None,
+        };
+        c.set_current(&cur, &lock).expect("write");
+        assert_eq!(c.current().expect("read"), None, "no install dir yet");
+        std::fs::create_dir_all(c.versions().join("1.0.0-v")).expect("mkdir");
+        std::fs::write(c.versions().join("1.0.0-v").join(INSTALL_RECORD), "{}").expect("write");
+        assert_eq!(c.current().expect("read"), Some(cur));
+    }
+
+    #[test]
+    fn a_second_writer_waits_then_reports_busy_with_the_owner() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let c = Cache::open(t.path()).expect("open");
+        let _held = c.lock(Duration::from_secs(1), &|_| {}).expect("first lock");
+        let waited = std::cell::Cell::new(false);
+        let err = c
+            .lock(Duration::from_millis(300), &|_| waited.set(true))
+            .expect_err("second lock is refused");
+        assert!(waited.get());
+        assert_eq!(err.exit_code(), 7);
+        assert!(
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temporary() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let p = t.path().join("state.json");
+        write_json_atomic(&p, &State::default()).expect("write");
+        let mut s = State::default();
+        s.channels.insert(
+            "stable".into(),
+            ChannelState {
+                serial: 3,
+                published_at: "x".into(),
+            },
+        );
+        write_json_atomic(&p, &s).expect("write");
+        assert_eq!(read_json::<State>(&p).expect("read"), Some(s));
+        assert_eq!(std::fs::read_dir(t.path()).expect("ls").count(), 1);
+    }
+}

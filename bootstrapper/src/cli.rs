@@ -1,0 +1,65 @@
+//! The command line (CONTRACT §4), as clap types and nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::env;
+
+/// Installs and updates the PEFT Studio backend that fits this machine.
+#[derive(Debug, Parser)]
+#[command(name = "peft-bootstrap", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the hardware profile and every variant's verdict; install nothing.
+    Detect(OutputArgs),
+    /// Make a verified backend for this machine ready and print where it is.
+    Ensure(OutputArgs),
+    /// Show installed versions, the current one and the cache size.
+    Status(OutputArgs),
+    /// Re-hash the current install's files against its signed index.
+    Verify(OutputArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// One JSON event per line on stdout, nothing else.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The settings every command shares; each has an environment variable.
+#[derive(Debug, Args, Default)]
+pub struct SettingsArgs {
+    /// Channel manifest URL (https://, http://, file://) or repository root.
+    #[arg(long, global = true, env = env::MANIFEST_URL, value_name = "URL")]
+    pub manifest_url: Option<String>,
+    /// Release channel.
+    #[arg(long, global = true, env = env::CHANNEL, default_value = "stable")]
+    pub channel: String,
+    /// Where installs and downloads live [default: <data dir>/PEFT Studio/backend].
+    #[arg(long, global = true, env = env::CACHE_DIR, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// A pre-fetched bundle folder (a release repository); no network is touched.
+    #[arg(long, global = true, env = env::OFFLINE_DIR, value_name = "DIR")]
+    pub offline_dir: Option<PathBuf>,
+    /// Force a variant id, or `auto`.
+    #[arg(long, global = true, env = env::BACKEND_VARIANT, value_name = "ID")]
+    pub variant: Option<String>,
+    /// A minisign public key (file path or key line) trusted instead of the built-in ones.
+    #[arg(long, global = true, env = env::TRUSTED_KEY, value_name = "KEY")]
+    pub trusted_key: Option<String>,
+    /// The UI version asking; only releases whose ui_compat admits it are chosen.
+    #[arg(long, global = true, env = env::UI_VERSION, value_name = "SEMVER")]
+    pub ui_version: Option<String>,
+    /// Seconds to wait for another instance to release the cache.
+    #[arg(long, global = true, env = env::LOCK_TIMEOUT, default_value_t = 120, value_name = "SECONDS")]
+    pub lock_timeout: u64,
+}

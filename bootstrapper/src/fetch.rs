@@ -1,0 +1,567 @@
+//! Getting bytes from a release repository: the manifest, indexes and archives.
+//!
+//! A repository root is an `http(s)://` URL or a local folder (`file://` or an
+//! offline folder). Blobs are streamed to `downloads/<sha256>.partial` while they are
+//! hashed, never beyond their signed size, and renamed to `downloads/<sha256>` only
+//! when size and digest match. A dropped connection or a killed process resumes with
+//! an HTTP `Range` request; a server that ignores `Range` restarts from zero, never
+//! appends. Timeouts, 408, 429 and 5xx are retried with exponential backoff; the
+//! budget of failures resets whenever a response delivers bytes, so a server that
+//! cuts every response still delivers the whole blob. Other 4xx and wrong bytes move
+//! on to the next root (the manifest's `mirrors`).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use peft_manifest::{Blob, Sha256Hasher};
+use reqwest::StatusCode;
+use url::Url;
+
+use crate::env;
+use crate::error::{Error, Result, human_bytes};
+use crate::events::{Phase, Reporter};
+
+/// Where a repository's files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    /// An `http://` or `https://` URL ending in `/`.
+    Http(Url),
+    /// A local folder (`file://` URL or offline folder).
+    Dir(PathBuf),
+}
+
+impl Root {
+    /// Parses a repository root URL (`https://`, `http://`, `file://`).
+    pub fn parse(s: &str) -> Result<Root> {
+        let bad = |why: String| {
+            Error::usage(
+                format!("{s:?} is not a usable repository URL: {why}"),
+                Some("use an https://, http:// or file:// URL".to_string()),
+            )
+        };
+        let mut url = Url::parse(s).map_err(|e| bad(e.to_string()))?;
+        match url.scheme() {
+            "http" | "https" => {
+                if !url.path().ends_with('/') {
+                    let p = format!("{}/", url.path());
+                    url.set_path(&p);
+                }
+                Ok(Root::Http(url))
+            }
+            "file" => url
+                .to_file_path()
+                .map(Root::Dir)
+                .map_err(|_| bad("not a local path".into())),
+            other => Err(bad(format!("the scheme {other}: is not supported"))),
+        }
+    }
+
+    /// A person-readable location of `rel` under this root.
+    pub fn describe(&self, rel: &str) -> String {
+        match self {
+            Root::Http(u) => u
+                .join(rel)
+                .map(|u| u.to_string())
+                .unwrap_or_else(|_| format!("{u}{rel}")),
+            Root::Dir(d) => d.join(rel).display().to_string(),
+        }
+    }
+}
+
+/// Splits a manifest URL into the repository root and the channel it names.
+///
+/// Accepts `<root>/channels/<channel>/manifest.json` or the root itself.
+pub fn locate(manifest_url: &str, channel: &str) -> Result<Root> {
+    let trimmed = manifest_url.trim();
+    if let Some(prefix) = trimmed.strip_suffix("/manifest.json") {
+        let Some((root, url_channel)) = prefix.rsplit_once("/channels/") else {
+            return Err(Error::usage(
+                format!(
+                    "the manifest URL {trimmed} is not of the form <repository>/channels/<channel>/manifest.json"
+                ),
+                Some(
+                    "point --manifest-url at a channel manifest or at the repository root"
+                        .to_string(),
+                ),
+            ));
+        };
+        if url_channel != channel {
+            return Err(Error::usage(
+                format!(
+                    "the manifest URL names the channel {url_channel:?} but the channel setting is {channel:?}"
+                ),
+                Some(format!(
+                    "set --channel {url_channel} (or PEFT_CHANNEL), or use that channel's URL"
+                )),
+            ));
+        }
+        return Root::parse(&format!("{root}/"));
+    }
+    Root::parse(trimmed)
+}
+
+/// The path of a channel's manifest below the root.
+pub fn manifest_path(channel: &str) -> String {
+    format!("channels/{channel}/manifest.json")
+}
+
+enum Failure {
+    /// Try again later or elsewhere; the partial file is still good.
+    Network(String),
+    /// The source sent wrong bytes; the partial file was discarded.
+    Integrity(String),
+    Fatal(Error),
+}
+
+/// Downloads with retries; one per command.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    retry_base: Duration,
+    max_failures: u32,
+}
+
+impl Fetcher {
+    pub fn new() -> Result<Fetcher> {
+        // reqwest is built without a default crypto provider; use ring's. Failing
+        // here only means a provider was installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(env::number(env::READ_TIMEOUT, 30)))
+            .user_agent(concat!("peft-bootstrap/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Fetcher {
+            client,
+            retry_base: Duration::from_millis(env::number(env::RETRY_BASE_MS, 500)),
+            max_failures: 5,
+        })
+    }
+
+    async fn backoff(&self, failures: u32) {
+        let d = self
+            .retry_base
+            .saturating_mul(1 << failures.min(6))
+            .min(Duration::from_secs(8));
+        tokio::time::sleep(d).await;
+    }
+
+    /// Fetches a small file (manifest, signature, index) of at most `max` bytes from
+    /// the first root that has it.
+    pub async fn get_small(&self, roots: &[Root], rel: &str, max: u64) -> Result<Vec<u8>> {
+        let mut last = String::from("no source configured");
+        for root in roots {
+            match self.get_small_from(root, rel, max).await {
+                Ok(b) => return Ok(b),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Integrity(m) | Failure::Network(m)) => {
+                    tracing::warn!("{}: {m}", root.describe(rel));
+                    last = format!("{}: {m}", root.describe(rel));
+                }
+            }
+        }
+        Err(Error::Network {
+            url: roots.first().map(|r| r.describe(rel)).unwrap_or_default(),
+            detail: last,
+        })
+    }
+
+    async fn get_small_from(&self, root: &Root, rel: &str, max: u64) -> Result<Vec<u8>, Failure> {
+        let url = match root {
+            Root::Dir(d) => {
+                let p = d.join(rel);
+                let f = File::open(&p).map_err(|e| Failure::Network(e.to_string()))?;
+                let mut buf = Vec::new();
+                f.take(max + 1)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| Failure::Network(e.to_string()))?;
+                if buf.len() as u64 > max {
+                    return Err(Failure::Fatal(too_big(&p.display().to_string(), max)));
+                }
+                return Ok(buf);
+            }
+            Root::Http(base) => base
+                .join(rel)
+                .map_err(|e| Failure::Fatal(Error::Internal(e.to_string())))?,
+        };
+        let mut failures = 0;
+        loop {
+            let attempt = async {
+                let mut resp = self
+                    .client
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|e| (true, e.to_string()))?;
+                let status = resp.status();
+                if !status.is_success() {
+                    return Err((retryable(status), format!("HTTP {status}")));
+                }
+                if resp.content_length().is_some_and(|n| n > max) {
+                    return Err((false, format!("larger than the {} cap", human_bytes(max))));
+                }
+                let mut buf = Vec::new();
+                while let Some(chunk) = resp.chunk().await.map_err(|e| (true, e.to_string()))? {
+                    buf.extend_from_slice(&chunk);
+                    if buf.len() as u64 > max {
+                        return Err((false, format!("larger than the {} cap", human_bytes(max))));
+                    }
+                }
+                Ok(buf)
+            };
+            match attempt.await {
+                Ok(buf) => return Ok(buf),
+                Err((false, m)) if m.contains("cap") => {
+                    return Err(Failure::Fatal(too_big(url.as_str(), max)));
+                }
+                Err((true, m)) if failures + 1 < self.max_failures => {
+                    tracing::debug!("{url}: {m}; retrying");
+                    failures += 1;
+                    self.backoff(failures).await;
+                }
+                Err((_, m)) => return Err(Failure::Network(m)),
+            }
+        }
+    }
+
+    /// Makes `downloads/<sha256>` hold exactly `blob`, from the first root that
+    /// delivers it, and returns its path.
+    pub async fn download(
+        &self,
+        roots: &[Root],
+        blob: &Blob,
+        downloads: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<PathBuf> {
+        let hex = blob.sha256.hex();
+        let done = downloads.join(&hex);
+        if done.is_file() {
+            reporter.progress(Phase::Verify, 0, blob.size);
+            if hash_file(&done, None)
+                .map(|(d, n)| d == blob.sha256.hex() && n == blob.size)
+                .unwrap_or(false)
+            {
+                reporter.progress(Phase::Verify, blob.size, blob.size);
+                return Ok(done);
+            }
+            let _ = std::fs::remove_file(&done);
+        }
+        let partial = downloads.join(format!("{hex}.partial"));
+        let mut network = Vec::new();
+        let mut integrity = Vec::new();
+        for root in roots {
+            let from = root.describe(&blob.path());
+            let result = match root {
+                Root::Http(base) => self.download_http(base, blob, &partial, reporter).await,
+                Root::Dir(dir) => copy_local(&dir.join(blob.path()), blob, &partial, reporter),
+            };
+            match result {
+                Ok(()) => {
+                    std::fs::rename(&partial, &done)
+                        .map_err(|e| Error::storage("renaming", &partial, e))?;
+                    crate::cache::sync_dir(downloads);
+                    return Ok(done);
+                }
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Network(m)) => network.push(format!("{from}: {m}")),
+                Err(Failure::Integrity(m)) => integrity.push(format!("{from}: {m}")),
+            }
+        }
+        if !integrity.is_empty() {
+            return Err(Error::integrity_hint(
+                format!(
+                    "the download of {hex} does not match the signed manifest: {}",
+                    integrity.join("; ")
+                ),
+                "the repository or a proxy serves altered files; nothing was installed",
+            ));
+        }
+        Err(Error::Network {
+            url: roots
+                .first()
+                .map(|r| r.describe(&blob.path()))
+                .unwrap_or_default(),
+            detail: network.join("; "),
+        })
+    }
+
+    async fn download_http(
+        &self,
+        base: &Url,
+        blob: &Blob,
+        partial: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<(), Failure> {
+        let url = base
+            .join(&blob.path())
+            .map_err(|e| Failure::Fatal(Error::Internal(e.to_string())))?;
+        let storage = |action, e| Failure::Fatal(Error::storage(action, partial, e));
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(partial)
+            .map_err(|e| storage("opening", e))?;
+        let mut have = file.metadata().map_err(|e| storage("reading", e))?.len();
+        if have > blob.size {
+            have = 0;
+        }
+        let mut hasher = hash_prefix(&mut file, have).map_err(|e| storage("reading", e))?;
+        file.set_len(have).map_err(|e| storage("writing", e))?;
+        file.seek(SeekFrom::Start(have))
+            .map_err(|e| storage("writing", e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut failures = 0u32;
+        let mut last_error = String::new();
+        while have < blob.size {
+            if failures >= self.max_failures {
+                return Err(Failure::Network(format!(
+                    "gave up after {failures} failed attempts: {last_error}"
+                )));
+            }
+            let mut req = self.client.get(url.clone());
+            if have > 0 {
+                req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
+            }
+            let mut resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    last_error = e.to_string();
+                    failures += 1;
+                    self.backoff(failures).await;
+                    continue;
+                }
+            };
+            let status = resp.status();
+            let restart = match status {
+                StatusCode::PARTIAL_CONTENT => !content_range_starts_at(&resp, have),
+                StatusCode::OK => have > 0,
+                StatusCode::RANGE_NOT_SATISFIABLE => true,
+                s if retryable(s) => {
+                    last_error = format!("HTTP {s}");
+                    failures += 1;
+                    self.backoff(failures).await;
+                    continue;
+                }
+                s => return Err(Failure::Network(format!("HTTP {s}"))),
+            };
+            if restart {
+                // The server ignored or mangled the range: start over, never append.
+                tracing::debug!("{url}: {status} for bytes={have}-; restarting from zero");
+                out.flush().map_err(|e| storage("writing", e))?;
+                let f = out.get_mut();
+                f.set_len(0).map_err(|e| storage("writing", e))?;
+                f.seek(SeekFrom::Start(0))
+                    .map_err(|e| storage("writing", e))?;
+                have = 0;
+                hasher = Sha256Hasher::new();
+                if status == StatusCode::RANGE_NOT_SATISFIABLE {
+                    continue;
+                }
+            }
+            let mut progressed = false;
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(bytes)) => {
+                        if have + bytes.len() as u64 > blob.size {
+                            drop(out);
+                            let _ = std::fs::remove_file(partial);
+                            return Err(Failure::Integrity(format!(
+                                "the server sent more than the signed size of {} bytes",
+                                blob.size
+                            )));
+                        }
+                        out.write_all(&bytes).map_err(|e| storage("writing", e))?;
+                        hasher.update(&bytes);
+                        have += bytes.len() as u64;
+                        progressed = true;
+                        reporter.progress(Phase::Download, have, blob.size);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        last_error = format!("connection lost at byte {have}: {e}");
+                        tracing::debug!("{url}: {last_error}");
+                        break;
+                    }
+                }
+            }
+            if progressed {
+                failures = 0;
+            } else if have < blob.size {
+                if last_error.is_empty() {
+                    last_error = "the response ended without data".into();
+                }
+                failures += 1;
+                self.backoff(failures).await;
+            }
+        }
+        out.flush().map_err(|e| storage("writing", e))?;
+        out.get_ref()
+            .sync_all()
+            .map_err(|e| storage("writing", e))?;
+        drop(out);
+        let got = hasher.finish();
+        if got != blob.sha256 {
+            let _ = std::fs::remove_file(partial);
+            return Err(Failure::Integrity(format!(
+                "SHA-256 is {got}, the manifest says {}",
+                blob.sha256
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn too_big(what: &str, max: u64) -> Error {
+    Error::integrity(format!(
+        "{what} is larger than the {} cap; refusing it",
+        human_bytes(max)
+    ))
+}
+
+fn retryable(s: StatusCode) -> bool {
+    s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT || s == StatusCode::TOO_MANY_REQUESTS
+}
+
+fn content_range_starts_at(resp: &reqwest::Response, at: u64) -> bool {
+    resp.headers()
+        .get(reqwest::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes "))
+        .and_then(|v| v.split('-').next())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        == Some(at)
+}
+
+/// Hashes the first `n` bytes of `file`.
+fn hash_prefix(file: &mut File, n: u64) -> std::io::Result<Sha256Hasher> {
+    let mut h = Sha256Hasher::new();
+    file.seek(SeekFrom::Start(0))?;
+    let mut take = (&mut *file).take(n);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let k = take.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+    }
+    Ok(h)
+}
+
+/// The hex SHA-256 and size of a file.
+pub fn hash_file(
+    path: &Path,
+    reporter: Option<(&dyn Reporter, u64)>,
+) -> std::io::Result<(String, u64)> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+        if let Some((r, total)) = reporter {
+            r.progress(Phase::Verify, n, total);
+        }
+    }
+    Ok((h.finish().hex(), n))
+}
+
+/// Copies a blob from a local folder (offline folder or `file://` repository),
+/// hashing as it goes, with progress for slow media.
+fn copy_local(
+    src: &Path,
+    blob: &Blob,
+    partial: &Path,
+    reporter: &dyn Reporter,
+) -> Result<(), Failure> {
+    let mut input = File::open(src).map_err(|e| Failure::Network(e.to_string()))?;
+    let len = input
+        .metadata()
+        .map_err(|e| Failure::Network(e.to_string()))?
+        .len();
+    if len != blob.size {
+        return Err(Failure::Integrity(format!(
+            "{} is {len} bytes, the manifest says {}",
+            src.display(),
+            blob.size
+        )));
+    }
+    let storage = |e| Failure::Fatal(Error::storage("writing", partial, e));
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(partial).map_err(storage)?);
+    let mut h = Sha256Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = input
+            .read(&mut buf)
+            .map_err(|e| Failure::Network(e.to_string()))?;
+        if k == 0 {
+            break;
+        }
+        if n + k as u64 > blob.size {
+            break;
+        }
+        h.update(&buf[..k]);
+        out.write_all(&buf[..k]).map_err(storage)?;
+        n += k as u64;
+        reporter.progress(Phase::Download, n, blob.size);
+    }
+    out.flush().map_err(storage)?;
+    out.get_ref().sync_all().map_err(storage)?;
+    let got = h.finish();
+    if n != blob.size || got != blob.sha256 {
+        let _ = std::fs::remove_file(partial);
+        return Err(Failure::Integrity(format!(
+            "SHA-256 is {got}, the manifest says {}",
+            blob.sha256
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_splits_manifest_urls_and_checks_the_channel() {
+        let r = locate(
+            "http://127.0.0.1:8080/repo/channels/stable/manifest.json",
+            "stable",
+        )
+        .expect("ok");
+        assert_eq!(
+            r,
+            Root::Http(Url::parse("http://127.0.0.1:8080/repo/").expect("url"))
+        );
+        let r = locate("https://cdn.example.org/peft", "beta").expect("root form");
+        assert_eq!(r.describe("x"), "https://cdn.example.org/peft/x");
+        let e =
+            locate("http://h/channels/beta/manifest.json", "stable").expect_err("channel mismatch");
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            locate("ftp://h/", "stable")
+                .expect_err("scheme")
+                .exit_code(),
+            2
+        );
+        assert_eq!(
+            locate("http://h/x/manifest.json", "stable")
+                .expect_err("shape")
+                .exit_code(),
+            2
+        );
+        let r = locate("file:///srv/repo/channels/stable/manifest.json", "stable").expect("file");
+        assert_eq!(r, Root::Dir(PathBuf::from("/srv/repo")));
+    }
+}

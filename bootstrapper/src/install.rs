@@ -1,0 +1,170 @@
+//! The install transaction: index, archive, staging, rename, record.
+//!
+//! Nothing under `versions/` changes until a complete, verified tree is renamed into
+//! it; a crash at any point leaves at worst a partial download (resumed next time)
+//! and a staging folder (removed next time). `current.json` is switched by the caller.
+
+use std::path::{Path, PathBuf};
+
+use peft_manifest::index::INSTALL_RECORD;
+use peft_manifest::{FileIndex, Release, Sha256, Variant, validate_index};
+use time::OffsetDateTime;
+
+use crate::cache::{Cache, CacheLock, InstallRecord, sync_dir, write_json_atomic};
+use crate::error::{Error, Result};
+use crate::events::Reporter;
+use crate::extract::extract;
+use crate::fetch::{Fetcher, Root};
+
+/// Free space kept beyond the worst case, for logs and the OS.
+const SPARE: u64 = 64 << 20;
+
+/// What to install: a variant of a release from a manifest of a channel.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub release: &'a Release,
+    pub variant: &'a Variant,
+    pub channel: &'a str,
+    pub serial: u64,
+}
+
+/// Installs the target into `versions/` unless it is there; returns the install's
+/// directory name and whether it had to be installed now.
+pub async fn install(
+    fetcher: &Fetcher,
+    roots: &[Root],
+    cache: &Cache,
+    _lock: &CacheLock,
+    target: Target<'_>,
+    reporter: &dyn Reporter,
+) -> Result<(String, bool)> {
+    let Target {
+        release,
+        variant,
+        channel,
+        serial,
+    } = target;
+    let name = Cache::install_name(&release.version.to_string(), &variant.id);
+    if cache.record(&name)?.is_some() {
+        return Ok((name, false));
+    }
+    clean_staging(cache);
+    let index = fetch_index(fetcher, roots, release, variant).await?;
+    let archive_done = cache.downloads().join(variant.archive.sha256.hex());
+    let need = variant.index.unpacked_size
+        + if archive_done.is_file() {
+            0
+        } else {
+            variant.archive.size
+        }
+        + SPARE;
+    check_space(cache.root(), need)?;
+    let archive = fetcher
+        .download(roots, &variant.archive, &cache.downloads(), reporter)
+        .await?;
+    let staging = cache
+        .staging()
+        .join(format!("{name}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| Error::storage("creating", &staging, e))?;
+    let result = (|| {
+        extract(&archive, &index, &staging, reporter)?;
+        let record = InstallRecord {
+            version: release.version.to_string(),
+            variant: variant.id.clone(),
+            channel: channel.to_string(),
+            entry: variant.entry.clone(),
+            ui_compat: release.ui_compat.to_string(),
+            archive_sha256: variant.archive.sha256.hex(),
+            manifest_serial: serial,
+            installed_at: OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            index,
+        };
+        write_json_atomic(&staging.join(INSTALL_RECORD), &record)?;
+        let dest = cache.versions().join(&name);
+        std::fs::rename(&staging, &dest)
+            .map_err(|e| Error::storage("moving the install into", &dest, e))?;
+        sync_dir(&cache.versions());
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&staging);
+        if matches!(e, Error::Integrity { .. }) {
+            let _ = std::fs::remove_file(&archive);
+        }
+        return Err(e);
+    }
+    // The archive served its purpose; installs are what the cache keeps.
+    let _ = std::fs::remove_file(&archive);
+    Ok((name, true))
+}
+
+async fn fetch_index(
+    fetcher: &Fetcher,
+    roots: &[Root],
+    release: &Release,
+    variant: &Variant,
+) -> Result<FileIndex> {
+    let blob = variant.index.blob();
+    let bytes = fetcher.get_small(roots, &blob.path(), blob.size).await?;
+    let got = Sha256::of(&bytes);
+    if got != blob.sha256 || bytes.len() as u64 != blob.size {
+        return Err(Error::integrity(format!(
+            "the index of {} {} has SHA-256 {got} and {} bytes, the manifest says {} and {}",
+            variant.id,
+            release.version,
+            bytes.len(),
+            blob.sha256,
+            blob.size
+        )));
+    }
+    let index = FileIndex::from_json(&bytes)
+        .map_err(|e| Error::integrity(format!("the index of {} is malformed: {e}", variant.id)))?;
+    let mut problems: Vec<String> = validate_index(&index, &variant.index, &variant.entry)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if index.version != release.version || index.variant != variant.id {
+        problems.push(format!(
+            "it describes {} {}, not {} {}",
+            index.variant, index.version, variant.id, release.version
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(Error::integrity(format!(
+            "the index of {} {} is refused: {}",
+            variant.id,
+            release.version,
+            problems.join("; ")
+        )));
+    }
+    Ok(index)
+}
+
+/// Removes staging folders left by interrupted runs (we hold the lock).
+fn clean_staging(cache: &Cache) {
+    if let Ok(rd) = std::fs::read_dir(cache.staging()) {
+        for e in rd.flatten() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Fails with exit code 6 unless `need` bytes are free at `path`.
+pub fn check_space(path: &Path, need: u64) -> Result<()> {
+    match fs4::available_space(path) {
+        Ok(available) if available < need => Err(Error::DiskFull {
+            path: path.to_path_buf(),
+            needed: need,
+            available,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The absolute path of an install's entry executable.
+pub fn executable(dir: &Path, entry: &str) -> PathBuf {
+    entry.split('/').fold(dir.to_path_buf(), |p, c| p.join(c))
+}

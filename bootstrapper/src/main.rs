@@ -1,0 +1,77 @@
+//! The `peft-bootstrap` binary: parse, run, report, exit with the contract's code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use peft_bootstrap::cli::{Cli, Command};
+use peft_bootstrap::commands;
+use peft_bootstrap::events::{self, Event};
+use peft_bootstrap::settings::Settings;
+use peft_bootstrap::{Error, env};
+
+fn main() -> ExitCode {
+    let json = std::env::args().any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = e.exit_code();
+            if json && code != 0 {
+                let ev = Event::Error {
+                    code: "usage".into(),
+                    message: e.kind().to_string(),
+                    exit_code: 2,
+                    hint: Some(e.to_string()),
+                };
+                if let Ok(line) = serde_json::to_string(&ev) {
+                    println!("{line}");
+                }
+            }
+            let _ = e.print();
+            return ExitCode::from(if code == 0 { 0 } else { 2 });
+        }
+    };
+    let filter = env::var(env::LOG).unwrap_or_else(|| "warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    let reporter = events::reporter(json);
+    let result = run(cli, reporter.as_ref(), json);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            reporter.emit(Event::Error {
+                code: e.code().into(),
+                message: e.to_string(),
+                exit_code: e.exit_code(),
+                hint: e.hint(),
+            });
+            if json {
+                // People reading a terminal see the event's text; scripts see the JSON.
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli, reporter: &dyn events::Reporter, json: bool) -> Result<(), Error> {
+    let settings = Settings::resolve(&cli.settings)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    match cli.command {
+        Command::Ensure(_) => {
+            let exe = rt.block_on(commands::ensure(&settings, reporter))?;
+            if !json {
+                println!("{}", exe.display());
+            }
+            Ok(())
+        }
+        Command::Detect(_) => rt.block_on(commands::detect(&settings, reporter)),
+        Command::Status(_) => commands::status(&settings, json),
+        Command::Verify(_) => commands::verify(&settings, json),
+    }
+}
