@@ -161,14 +161,12 @@ pub async fn ensure(s: &Settings, reporter: &dyn Reporter) -> Result<PathBuf> {
         cache: Cache::open(&s.cache_dir)?,
         reporter,
     };
-    if let Some(cur) = ctx.cache.current()? {
-        if let Some(rec) = ctx.cache.record(&cur.dir)? {
-            if usable(&rec, s)
-                && executable(&ctx.cache.versions().join(&cur.dir), &rec.entry).is_file()
-            {
-                return Ok(ready(reporter, &ctx.cache, &cur.dir, &rec, Source::Cache));
-            }
-        }
+    if let Some(cur) = ctx.cache.current()?
+        && let Some(rec) = ctx.cache.record(&cur.dir)?
+        && usable(&rec, s)
+        && executable(&ctx.cache.versions().join(&cur.dir), &rec.entry).is_file()
+    {
+        return Ok(ready(reporter, &ctx.cache, &cur.dir, &rec, Source::Cache));
     }
     let hw = detect::detect();
     reporter.emit(Event::Hardware(hw.to_json()));

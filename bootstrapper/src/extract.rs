@@ -55,12 +55,13 @@ pub fn check_entries<R: Read + std::io::Seek>(
         if e.is_dir() {
             return Err(refuse(format!("the entry {name:?} is a directory")));
         }
-        if let Some(mode) = e.unix_mode() {
-            if mode & S_IFMT != 0 && mode & S_IFMT != S_IFREG {
-                return Err(refuse(format!(
-                    "the entry {name:?} is not a regular file (mode {mode:o})"
-                )));
-            }
+        if let Some(mode) = e.unix_mode()
+            && mode & S_IFMT != 0
+            && mode & S_IFMT != S_IFREG
+        {
+            return Err(refuse(format!(
+                "the entry {name:?} is not a regular file (mode {mode:o})"
+            )));
         }
         if !seen.insert(name.clone()) {
             return Err(refuse(format!("the entry {name:?} appears twice")));
@@ -108,11 +109,10 @@ pub fn extract(
             )));
         };
         let path = dest.join(&name);
-        if let Some(parent) = path.parent() {
-            if dirs.insert(parent.to_path_buf()) {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| Error::storage("creating", parent, e))?;
-            }
+        if let Some(parent) = path.parent()
+            && dirs.insert(parent.to_path_buf())
+        {
+            std::fs::create_dir_all(parent).map_err(|e| Error::storage("creating", parent, e))?;
         }
         let out = OpenOptions::new()
             .write(true)

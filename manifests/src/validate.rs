@@ -163,14 +163,15 @@ fn validate_variant(p: &mut Problems, at: &str, v: &Variant, version: &semver::V
             );
         }
     }
-    if let Some(cc) = &r.compute_capability {
-        if cc.min > cc.max {
-            p.add(
-                format!("{at}.requires.compute_capability"),
-                format!("min {} is above max {}", cc.min, cc.max),
-            );
-        }
+    if let Some(cc) = &r.compute_capability
+        && cc.min > cc.max
+    {
+        p.add(
+            format!("{at}.requires.compute_capability"),
+            format!("min {} is above max {}", cc.min, cc.max),
+        );
     }
+
     let mut froms = HashSet::new();
     for (di, d) in v.deltas.iter().enumerate() {
         if &d.from >= version {
