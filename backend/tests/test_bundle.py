@@ -104,3 +104,20 @@ def test_version(bundle):
     proc = run(bundle, "--version")
     info = bundle["info"]
     assert proc.stdout.strip() == f"peft_engine {info['version']} ({info['variant']}, {info['profile']})"
+
+
+def test_full_bundle_trains_a_tiny_model(frozen, bundle, tmp_path, data_dir):
+    """The frozen ML stack really trains (hidden imports for the GPT-2 model code etc.)."""
+    if bundle["info"]["profile"] != "full":
+        pytest.skip("only a full bundle has the ML stack")
+    for mod in ("torch", "transformers", "tokenizers"):
+        pytest.importorskip(mod, reason=f"building the tiny test model needs {mod} in the test venv (--full)")
+    from conftest import wait_for
+    from tiny_model import TEXTS, make_tiny_model
+    model = make_tiny_model(tmp_path / "tiny")
+    body = {"model_path": str(model), "texts": TEXTS, "steps": 5, "lora_r": 4, "max_length": 32}
+    job = httpx.post(frozen.url + "/jobs", json=body, timeout=300).json()
+    done = wait_for(lambda: (lambda s: s if s["state"] in ("completed", "failed", "cancelled") else None)(
+        httpx.get(f"{frozen.url}/jobs/{job['id']}", timeout=30).json()), 300, interval=0.2, what="the job")
+    assert done["state"] == "completed", done
+    assert (data_dir / "adapters" / job["id"] / "adapter_model.safetensors").is_file()
