@@ -1,0 +1,15 @@
+//! `peft-release`: the release engineer's side of PEFT Studio's backend delivery
+//! (CONTRACT §6). Keys ([`keys`]), packing a folder into a content-addressed archive
+//! and index ([`pack`]), signing a channel manifest ([`publish`]), and checking a
+//! whole repository the way a bootstrapper would ([`verify`](mod@verify)). The repository's
+//! on-disk layout is in [`layout`]. Manifest types and checks come from
+//! `peft-manifest`, the same code the bootstrapper trusts.
+
+pub mod error;
+pub mod keys;
+pub mod layout;
+pub mod pack;
+pub mod publish;
+pub mod verify;
+
+pub use error::{ReleaseError, Result};

@@ -1,0 +1,290 @@
+//! `peft-release pack`: turn a folder (a PyInstaller onedir, or any test folder) into
+//! a content-addressed archive and index, and record the release for `publish`.
+//!
+//! The zip is reproducible: entries sorted by path, one fixed timestamp
+//! (1980-01-01, the zip epoch), modes normalised to 0755/0644, no directory entries,
+//! Deflate at a fixed level. The same folder always gives the same bytes, so the
+//! same digest, so an unchanged variant costs nothing to re-upload.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use peft_manifest::{
+    Blob, FileEntry, FileIndex, IndexRef, Release, Sha256Hasher, Variant, VariantCatalog,
+    check_entry_path, validate_index,
+};
+use semver::{Version, VersionReq};
+use serde::{Deserialize, Serialize};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, DateTime, ZipWriter};
+
+use crate::error::{ReleaseError, Result};
+use crate::layout::{Repo, write_atomic};
+
+/// What `pack` records for `publish`: one variant of one release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingRelease {
+    pub version: Version,
+    pub ui_compat: VersionReq,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    pub variant: Variant,
+}
+
+impl PendingRelease {
+    /// A release holding just this variant.
+    pub fn to_release(&self) -> Release {
+        Release {
+            version: self.version.clone(),
+            ui_compat: self.ui_compat.clone(),
+            notes: self.notes.clone(),
+            variants: vec![self.variant.clone()],
+        }
+    }
+}
+
+/// The inputs of `pack`.
+#[derive(Debug, Clone)]
+pub struct PackArgs {
+    pub repo: PathBuf,
+    pub input: PathBuf,
+    pub version: Version,
+    pub variant: String,
+    pub entry: String,
+    pub variants_file: Option<PathBuf>,
+    pub ui_compat: VersionReq,
+    pub notes: Option<String>,
+}
+
+/// What `pack` made.
+#[derive(Debug, Clone)]
+pub struct Packed {
+    pub pending: PendingRelease,
+    pub record: PathBuf,
+}
+
+/// A file found in the input folder.
+struct Found {
+    rel: String,
+    path: PathBuf,
+    executable: bool,
+}
+
+/// Lists every file under `root` (following symlinks to their content), sorted.
+fn walk(root: &Path) -> Result<Vec<Found>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let rd = std::fs::read_dir(&dir).map_err(|e| ReleaseError::io("listing", &dir, e))?;
+        for entry in rd {
+            let entry = entry.map_err(|e| ReleaseError::io("listing", &dir, e))?;
+            let name = entry.file_name().into_string().map_err(|n| {
+                ReleaseError::Usage(format!(
+                    "{} has a name that is not UTF-8: {n:?}",
+                    dir.display()
+                ))
+            })?;
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let path = entry.path();
+            let meta = std::fs::metadata(&path)
+                .map_err(|e| ReleaseError::io("reading (dangling link?)", &path, e))?;
+            if meta.is_dir() {
+                stack.push((path, rel));
+            } else if meta.is_file() {
+                out.push(Found {
+                    rel,
+                    executable: is_executable(&meta),
+                    path,
+                });
+            } else {
+                return Err(ReleaseError::Usage(format!(
+                    "{} is neither a file nor a folder",
+                    path.display()
+                )));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(out)
+}
+
+#[cfg(unix)]
+fn is_executable(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    m.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_m: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Packs `args.input` into the repository and records it for the next publish.
+pub fn pack(args: &PackArgs) -> Result<Packed> {
+    let catalog = match &args.variants_file {
+        Some(p) => {
+            let bytes = std::fs::read(p).map_err(|e| ReleaseError::io("reading", p, e))?;
+            VariantCatalog::from_json(&bytes).map_err(|e| {
+                ReleaseError::Usage(format!("{} is not a variant catalogue: {e}", p.display()))
+            })?
+        }
+        None => VariantCatalog::builtin()
+            .map_err(|e| ReleaseError::Usage(format!("built-in catalogue: {e}")))?,
+    };
+    let def = catalog.get(&args.variant).ok_or_else(|| {
+        ReleaseError::Usage(format!(
+            "unknown variant {:?}; the catalogue has: {}",
+            args.variant,
+            catalog.ids().join(", ")
+        ))
+    })?;
+    if !args.input.is_dir() {
+        return Err(ReleaseError::Usage(format!(
+            "the input {} is not a folder",
+            args.input.display()
+        )));
+    }
+    let found = walk(&args.input)?;
+    if found.is_empty() {
+        return Err(ReleaseError::Usage(format!(
+            "the input {} has no files",
+            args.input.display()
+        )));
+    }
+    let bad: Vec<String> = found
+        .iter()
+        .filter_map(|f| {
+            check_entry_path(&f.rel)
+                .err()
+                .map(|p| format!("{:?} {p}", f.rel))
+        })
+        .collect();
+    if !bad.is_empty() {
+        return Err(ReleaseError::Usage(format!(
+            "these paths cannot be shipped: {}",
+            bad.join("; ")
+        )));
+    }
+    let repo = Repo::open(&args.repo)?;
+    let tmp = repo.temp_path("archive");
+    let files = write_zip(&tmp, &found, &args.entry).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    let index = FileIndex {
+        schema: peft_manifest::SCHEMA,
+        version: args.version.clone(),
+        variant: def.id.clone(),
+        files,
+    };
+    // The index's own counts: the checks on paths, order, collisions and the entry are what matter here.
+    let index_ref_self = IndexRef {
+        sha256: peft_manifest::Sha256([0; 32]),
+        size: 1,
+        files: index.files.len() as u64,
+        unpacked_size: index.unpacked_size(),
+    };
+    let problems = validate_index(&index, &index_ref_self, &args.entry);
+    if !problems.is_empty() {
+        let _ = std::fs::remove_file(&tmp);
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(ReleaseError::Usage(format!(
+            "the bundle cannot be shipped: {}",
+            list.join("; ")
+        )));
+    }
+    let archive = repo.adopt(&tmp)?;
+    let index_blob: Blob = repo.put_bytes(&index.to_json())?;
+    let variant = Variant {
+        id: def.id.clone(),
+        os: def.os,
+        arch: def.arch,
+        accelerator: def.accelerator,
+        requires: def.requires.clone(),
+        priority: def.priority,
+        entry: args.entry.clone(),
+        probe: def.probe,
+        archive,
+        index: IndexRef {
+            sha256: index_blob.sha256,
+            size: index_blob.size,
+            files: index.files.len() as u64,
+            unpacked_size: index.unpacked_size(),
+        },
+        deltas: Vec::new(),
+    };
+    let pending = PendingRelease {
+        version: args.version.clone(),
+        ui_compat: args.ui_compat.clone(),
+        notes: args.notes.clone(),
+        variant,
+    };
+    let record = repo
+        .pending()
+        .join(format!("{}+{}.json", args.version, def.id));
+    let json =
+        serde_json::to_vec_pretty(&pending).map_err(|e| ReleaseError::Usage(e.to_string()))?;
+    write_atomic(&record, &json)?;
+    Ok(Packed { pending, record })
+}
+
+/// Writes the reproducible zip and returns the index entries, hashing each file as
+/// it is read.
+fn write_zip(dest: &Path, found: &[Found], entry: &str) -> Result<Vec<FileEntry>> {
+    let out = File::create(dest).map_err(|e| ReleaseError::io("creating", dest, e))?;
+    let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, out));
+    let zerr =
+        |e: zip::result::ZipError| ReleaseError::io("writing", dest, std::io::Error::other(e));
+    let mut entries = Vec::with_capacity(found.len());
+    let mut buf = vec![0u8; 1 << 20];
+    for f in found {
+        let mut input = File::open(&f.path).map_err(|e| ReleaseError::io("reading", &f.path, e))?;
+        let size = input
+            .metadata()
+            .map_err(|e| ReleaseError::io("reading", &f.path, e))?
+            .len();
+        let mode = if f.executable || f.rel == entry {
+            0o755
+        } else {
+            0o644
+        };
+        let options = SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Deflated)
+            .compression_level(Some(6))
+            .last_modified_time(DateTime::default())
+            .unix_permissions(mode)
+            .large_file(size >= u64::from(u32::MAX) - (1 << 20));
+        zip.start_file(f.rel.as_str(), options).map_err(zerr)?;
+        let mut h = Sha256Hasher::new();
+        let mut n = 0u64;
+        loop {
+            let k = input
+                .read(&mut buf)
+                .map_err(|e| ReleaseError::io("reading", &f.path, e))?;
+            if k == 0 {
+                break;
+            }
+            h.update(&buf[..k]);
+            zip.write_all(&buf[..k])
+                .map_err(|e| ReleaseError::io("writing", dest, e))?;
+            n += k as u64;
+        }
+        entries.push(FileEntry {
+            path: f.rel.clone(),
+            size: n,
+            mode,
+            sha256: h.finish(),
+        });
+    }
+    let out = zip.finish().map_err(zerr)?;
+    let file = out
+        .into_inner()
+        .map_err(|e| ReleaseError::io("writing", dest, e.into_error()))?;
+    file.sync_all()
+        .map_err(|e| ReleaseError::io("writing", dest, e))?;
+    Ok(entries)
+}

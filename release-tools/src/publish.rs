@@ -1,0 +1,216 @@
+//! `peft-release publish`: fold the packed releases into the channel manifest, sign
+//! it, and write it last.
+//!
+//! The new manifest keeps the channel's earlier releases (newest `keep` of them),
+//! adds the pending ones, takes `serial` one above the last, and is refused unless
+//! [`peft_manifest::validate`] finds nothing and every blob it names is in the
+//! repository with its size. The signature is written before the manifest, each
+//! through a temporary file and a rename, so a reader sees either the old pair or,
+//! for the instant between the two renames, a pair it refuses and fetches again.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use peft_manifest::{Blob, Manifest, SCHEMA, validate};
+use semver::Version;
+use time::OffsetDateTime;
+
+use crate::error::{ReleaseError, Result};
+use crate::keys::{load_secret, sign};
+use crate::layout::{Repo, write_atomic};
+use crate::pack::PendingRelease;
+
+/// The inputs of `publish`.
+#[derive(Debug, Clone)]
+pub struct PublishArgs {
+    pub repo: PathBuf,
+    pub channel: String,
+    pub key: PathBuf,
+    pub expires_in: Duration,
+    pub min_bootstrapper: Option<Version>,
+    pub mirrors: Option<Vec<String>>,
+    pub keep: usize,
+}
+
+/// Parses `--expires-in`: a number of days, or a number with `s`, `m`, `h` or `d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "d"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 30 or 12h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
+    };
+    if secs == 0 {
+        return Err("the expiry must be in the future".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn read_pending(repo: &Repo) -> Result<Vec<(PathBuf, PendingRelease)>> {
+    let dir = repo.pending();
+    let rd = std::fs::read_dir(&dir).map_err(|e| ReleaseError::io("listing", &dir, e))?;
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "json") {
+            let bytes = std::fs::read(&p).map_err(|e| ReleaseError::io("reading", &p, e))?;
+            let rec: PendingRelease = serde_json::from_slice(&bytes).map_err(|e| {
+                ReleaseError::Usage(format!("{} is not a pending release: {e}", p.display()))
+            })?;
+            out.push((p, rec));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Folds `pending` into `releases`; a variant already published for a version must
+/// be byte-identical (releases are immutable).
+fn merge(m: &mut Manifest, pending: &[(PathBuf, PendingRelease)]) -> Result<()> {
+    for (_, p) in pending {
+        match m.releases.iter_mut().find(|r| r.version == p.version) {
+            None => m.releases.push(p.to_release()),
+            Some(r) => match r.variants.iter().find(|v| v.id == p.variant.id) {
+                Some(v) if v.archive == p.variant.archive => {}
+                Some(_) => {
+                    return Err(ReleaseError::Usage(format!(
+                        "{} {} is already published with different content; releases are immutable, use a new version",
+                        p.variant.id, p.version
+                    )));
+                }
+                None => {
+                    r.variants.push(p.variant.clone());
+                    r.ui_compat = p.ui_compat.clone();
+                }
+            },
+        }
+    }
+    m.releases.sort_by(|a, b| b.version.cmp(&a.version));
+    Ok(())
+}
+
+/// Publishes the channel; returns the new manifest.
+pub fn publish(args: &PublishArgs) -> Result<Manifest> {
+    let repo = Repo::open(&args.repo)?;
+    let (sk, pk) = load_secret(&args.key)?;
+    let path = repo.manifest_path(&args.channel);
+    let old = match std::fs::read(&path) {
+        Ok(bytes) => Some(Manifest::from_json(&bytes).map_err(|e| {
+            ReleaseError::Integrity(format!(
+                "the current manifest {} cannot be read: {e}",
+                path.display()
+            ))
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(ReleaseError::io("reading", &path, e)),
+    };
+    let pending = read_pending(&repo)?;
+    if pending.is_empty() && old.is_none() {
+        return Err(ReleaseError::Usage(format!(
+            "nothing to publish to {:?}: pack a bundle into {} first",
+            args.channel,
+            args.repo.display()
+        )));
+    }
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc());
+    let mut m = match old {
+        Some(o) => Manifest {
+            serial: o.serial + 1,
+            ..o
+        },
+        None => Manifest {
+            schema: SCHEMA,
+            channel: args.channel.clone(),
+            serial: 1,
+            published_at: now,
+            expires_at: now,
+            min_bootstrapper: Version::new(0, 1, 0),
+            releases: Vec::new(),
+            bootstrapper: Vec::new(),
+            mirrors: Vec::new(),
+        },
+    };
+    m.channel = args.channel.clone();
+    m.published_at = now;
+    m.expires_at = now + args.expires_in;
+    if let Some(v) = &args.min_bootstrapper {
+        m.min_bootstrapper = v.clone();
+    }
+    if let Some(mirrors) = &args.mirrors {
+        m.mirrors = mirrors.clone();
+    }
+    merge(&mut m, &pending)?;
+    m.releases.truncate(args.keep.max(1));
+    let mut problems: Vec<String> = validate(&m).iter().map(ToString::to_string).collect();
+    for r in &m.releases {
+        for v in &r.variants {
+            for (what, blob) in [("archive", v.archive.clone()), ("index", v.index.blob())] {
+                if let Some(p) = missing_blob(&repo, &blob) {
+                    problems.push(format!("{} {} {what}: {p}", v.id, r.version));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ReleaseError::Integrity(format!(
+            "refusing to sign: {}",
+            problems.join("; ")
+        )));
+    }
+    let bytes = m.to_json();
+    let comment = format!(
+        "timestamp:{} channel:{} serial:{}",
+        now.unix_timestamp(),
+        m.channel,
+        m.serial
+    );
+    let sig = sign(&sk, &pk, &bytes, &comment)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| ReleaseError::io("creating", dir, e))?;
+    write_atomic(&path.with_extension("json.minisig"), sig.as_bytes())?;
+    write_atomic(&path, &bytes)?;
+    for (p, _) in &pending {
+        std::fs::remove_file(p).map_err(|e| ReleaseError::io("removing", p, e))?;
+    }
+    Ok(m)
+}
+
+fn missing_blob(repo: &Repo, blob: &Blob) -> Option<String> {
+    let p = repo.blob_path(&blob.sha256);
+    match std::fs::metadata(&p) {
+        Ok(meta) if meta.len() == blob.size => None,
+        Ok(meta) => Some(format!(
+            "{} is {} bytes, expected {}",
+            p.display(),
+            meta.len(),
+            blob.size
+        )),
+        Err(_) => Some(format!("{} is missing", p.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30 * 86400)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("3w").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+}
