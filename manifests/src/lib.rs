@@ -6,6 +6,7 @@
 //! out. The modules:
 //!
 //! - [`model`]: serde types for schema 1 of the channel manifest;
+//! - [`hardware`]: the facts about a machine that selection decides on;
 //! - [`index`]: the per-file index of a bundle and the rules for safe entry paths;
 //! - [`validate`](mod@validate): every structural problem of a manifest or an index, all at once;
 //! - [`select`](mod@select): which release and variant this machine gets, and why;
@@ -14,6 +15,7 @@
 
 mod digest;
 mod dotted;
+pub mod hardware;
 pub mod index;
 pub mod model;
 pub mod select;
@@ -26,12 +28,13 @@ mod sample;
 
 pub use digest::{ParseDigestError, Sha256, Sha256Hasher};
 pub use dotted::{Dotted, ParseDottedError};
+pub use hardware::{Amd, AmdGpu, Cpu, Gpu, GpuSource, Nvidia, PciDevice, Visible};
 pub use index::{FileEntry, FileIndex, PathProblem, check_entry_path};
 pub use model::{
     Accelerator, Arch, Blob, BootstrapperBuild, CcRange, Delta, IndexRef, Manifest, Os, Release,
     Requirements, SCHEMA, Variant,
 };
-pub use select::{Choice, Hardware, Selection, Verdict, select};
+pub use select::{Choice, Hardware, Outcome, Selection, Verdict, select, select_excluding};
 pub use trust::{TrustError, TrustedKeys, Verified};
 pub use validate::{Problem, validate, validate_index};
 pub use variants::{VariantCatalog, VariantDef};
