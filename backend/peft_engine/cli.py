@@ -8,6 +8,7 @@
 
 import argparse
 import importlib
+import importlib.resources
 import json
 import logging
 import os
@@ -31,6 +32,11 @@ FULL_MODULES = (
     "transformers.models.llama.modeling_llama",
 )
 
+# Data files the full bundle reads at run time: (package, path inside it).
+FULL_DATA_FILES = (
+    ("huggingface_hub", "templates/modelcard_template.md"),  # peft's save_pretrained model card
+)
+
 
 def _ensure_std_streams():
     # A windowed (console=False) Windows executable may start with no stdout/stderr.
@@ -49,6 +55,14 @@ def self_check():
             importlib.import_module(name)
         except Exception as exc:
             missing.append({"module": name, "error": f"{type(exc).__name__}: {exc}"})
+    if BUILD_INFO["profile"] == "full":
+        for package, rel in FULL_DATA_FILES:
+            try:
+                found = importlib.resources.files(package).joinpath(rel).is_file()
+            except Exception:
+                found = False
+            if not found:
+                missing.append({"module": package, "error": f"data file {package}/{rel} is missing"})
     print(json.dumps({"event": "self-check", "ok": not missing, "profile": BUILD_INFO["profile"],
                       "checked": len(modules), "missing": missing}), flush=True)
     return 1 if missing else 0

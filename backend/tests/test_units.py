@@ -95,3 +95,28 @@ def test_every_committed_requirement_is_hashed():
         assert pins, req
         for pin in pins:
             assert "==" in pin and pin.endswith("\\"), f"{req.name}: {pin!r} is not pinned with hashes"
+
+
+def test_self_check_names_the_missing_module(monkeypatch, capsys):
+    import json
+
+    from peft_engine import cli
+    assert cli.self_check() == 0
+    capsys.readouterr()
+    monkeypatch.setattr(cli, "CORE_MODULES", cli.CORE_MODULES + ("no_such_module_xyz",))
+    assert cli.self_check() == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    assert [m["module"] for m in report["missing"]] == ["no_such_module_xyz"]
+
+
+def test_self_check_full_checks_data_files(monkeypatch, capsys):
+    import json
+
+    from peft_engine import cli
+    monkeypatch.setitem(cli.BUILD_INFO, "profile", "full")
+    monkeypatch.setattr(cli, "FULL_MODULES", ())
+    monkeypatch.setattr(cli, "FULL_DATA_FILES", (("peft_engine", "no/such/file.txt"), ("peft_engine", "cli.py")))
+    assert cli.self_check() == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [m["error"] for m in report["missing"]] == ["data file peft_engine/no/such/file.txt is missing"]
