@@ -109,7 +109,7 @@ pub fn reporter(json: bool) -> Box<dyn Reporter> {
 
 #[derive(Default)]
 struct Throttle {
-    last: Option<(Phase, Instant)>,
+    last: Option<(Phase, Instant, u64)>,
 }
 
 impl Throttle {
@@ -333,6 +333,10 @@ mod tests {
         assert!(t.pass(Phase::Download, 0, 10));
         assert!(!t.pass(Phase::Download, 5, 10));
         assert!(t.pass(Phase::Download, 10, 10));
+        assert!(
+            !t.pass(Phase::Download, 10, 10),
+            "an exact repeat is dropped"
+        );
         assert!(t.pass(Phase::Extract, 1, 10));
     }
 }

@@ -158,8 +158,8 @@ impl Fetcher {
                 Ok(b) => return Ok(b),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Integrity(m) | Failure::Network(m)) => {
-                    tracing::warn!("{}: {m}", root.describe(rel));
-                    last = format!("{}: {m}", root.describe(rel));
+                    tracing::debug!("{}: {m}", root.describe(rel));
+                    last = m;
                 }
             }
         }
@@ -195,7 +195,7 @@ impl Fetcher {
                     .get(url.clone())
                     .send()
                     .await
-                    .map_err(|e| (true, e.to_string()))?;
+                    .map_err(|e| (true, chain(&e)))?;
                 let status = resp.status();
                 if !status.is_success() {
                     return Err((retryable(status), format!("HTTP {status}")));
@@ -204,7 +204,7 @@ impl Fetcher {
                     return Err((false, format!("larger than the {} cap", human_bytes(max))));
                 }
                 let mut buf = Vec::new();
-                while let Some(chunk) = resp.chunk().await.map_err(|e| (true, e.to_string()))? {
+                while let Some(chunk) = resp.chunk().await.map_err(|e| (true, chain(&e)))? {
                     buf.extend_from_slice(&chunk);
                     if buf.len() as u64 > max {
                         return Err((false, format!("larger than the {} cap", human_bytes(max))));
@@ -330,7 +330,7 @@ impl Fetcher {
             let mut resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    last_error = e.to_string();
+                    last_error = chain(&e);
                     failures += 1;
                     self.backoff(failures).await;
                     continue;
@@ -383,7 +383,7 @@ impl Fetcher {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        last_error = format!("connection lost at byte {have}: {e}");
+                        last_error = format!("connection lost at byte {have}: {}", chain(&e));
                         tracing::debug!("{url}: {last_error}");
                         break;
                     }
@@ -414,6 +414,21 @@ impl Fetcher {
         }
         Ok(())
     }
+}
+
+/// An error with its causes, so "error sending request" says "connection refused".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 fn too_big(what: &str, max: u64) -> Error {

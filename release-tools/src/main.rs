@@ -11,7 +11,7 @@ use semver::{Version, VersionReq};
 
 /// Release tools for PEFT Studio's backend: keys, bundles, signed channel manifests.
 #[derive(Debug, Parser)]
-#[command(name = "peft-release", version, about, propagate_version = true)]
+#[command(name = "peft-release", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,6 +25,7 @@ enum Command {
         out: PathBuf,
     },
     /// Zip a folder, write its index, and record it for the next publish.
+    #[command(disable_version_flag = true)]
     Pack {
         #[arg(long, value_name = "REPO")]
         repo: PathBuf,
