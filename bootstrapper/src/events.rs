@@ -117,13 +117,14 @@ impl Throttle {
     fn pass(&mut self, phase: Phase, done: u64, total: u64) -> bool {
         let now = Instant::now();
         let pass = match self.last {
-            Some((p, t)) if p == phase => {
+            Some((p, _, d)) if p == phase && d == done => false,
+            Some((p, t, _)) if p == phase => {
                 done >= total || now.duration_since(t) >= Duration::from_millis(100)
             }
             _ => true,
         };
         if pass {
-            self.last = Some((phase, now));
+            self.last = Some((phase, now, done));
         }
         pass
     }

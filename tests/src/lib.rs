@@ -1,0 +1,270 @@
+//! Helpers for the end-to-end tests: the real binaries, a test repository builder,
+//! a fault-injecting HTTP server ([`server`]) and a real nginx ([`nginx`]).
+//!
+//! The tests run the built `peft-release` and `peft-bootstrap` binaries, so build
+//! them first: `cargo build --workspace --bins` (the test script does).
+
+pub mod nginx;
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The folder holding the workspace's built binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("PEFT_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    // target/debug/deps/<test binary>
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/debug")
+        .to_path_buf()
+}
+
+fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        p.display()
+    );
+    p
+}
+
+/// A command for `peft-bootstrap` with the settings' environment cleared.
+pub fn bootstrap() -> Command {
+    let mut c = Command::new(bin("peft-bootstrap"));
+    for v in [
+        "PEFT_MANIFEST_URL",
+        "PEFT_CHANNEL",
+        "PEFT_CACHE_DIR",
+        "PEFT_OFFLINE_DIR",
+        "PEFT_BACKEND_VARIANT",
+        "PEFT_TRUSTED_KEY",
+        "PEFT_UI_VERSION",
+        "CUDA_VISIBLE_DEVICES",
+    ] {
+        c.env_remove(v);
+    }
+    c.env("PEFT_RETRY_BASE_MS", "20")
+        .env("PEFT_READ_TIMEOUT", "5");
+    c
+}
+
+/// Runs `peft-release` with `args` and asserts success.
+pub fn release(args: &[&str]) -> Output {
+    let out = Command::new(bin("peft-release"))
+        .args(args)
+        .output()
+        .expect("run peft-release");
+    assert!(
+        out.status.success(),
+        "peft-release {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs `peft-release` with `args`, whatever the outcome.
+pub fn release_raw(args: &[&str]) -> Output {
+    Command::new(bin("peft-release"))
+        .args(args)
+        .output()
+        .expect("run peft-release")
+}
+
+/// The JSON events of a `--json` run; panics if stdout holds anything else.
+pub fn events(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}"));
+            assert!(v["event"].is_string(), "no event field: {l}");
+            v
+        })
+        .collect()
+}
+
+/// The first event named `name`.
+pub fn event<'a>(evs: &'a [Value], name: &str) -> Option<&'a Value> {
+    evs.iter().find(|e| e["event"] == name)
+}
+
+/// A deterministic pseudo-random byte stream (no rand dependency needed).
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Writes a sample bundle shaped like a PyInstaller onedir: an executable entry that
+/// echoes its arguments, a large incompressible library, and nested small files.
+pub fn sample_bundle(dir: &Path, seed: u64, big: usize) {
+    let e = dir.join("peft_engine");
+    std::fs::create_dir_all(e.join("_internal/pkg/sub")).expect("mkdir");
+    let script = format!("#!/bin/sh\necho \"sample engine {seed}: $*\"\n");
+    std::fs::write(e.join("peft_engine"), script).expect("write entry");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            e.join("peft_engine"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .expect("chmod");
+    }
+    std::fs::write(e.join("_internal/libbig.so"), noise(seed, big)).expect("write big");
+    std::fs::write(
+        e.join("_internal/pkg/__init__.py"),
+        format!("VERSION = {seed}\n"),
+    )
+    .expect("write");
+    std::fs::write(
+        e.join("_internal/pkg/sub/data.json"),
+        "{\"a\": [1, 2, 3]}\n",
+    )
+    .expect("write");
+    std::fs::write(e.join("_internal/empty.txt"), "").expect("write");
+}
+
+/// Every file under `root`: relative path → (bytes, executable).
+pub fn tree(root: &Path) -> BTreeMap<String, (Vec<u8>, bool)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(root)
+                    .expect("prefix")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                #[cfg(unix)]
+                let exec = {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::metadata(&p).expect("meta").permissions().mode() & 0o111 != 0
+                };
+                #[cfg(not(unix))]
+                let exec = false;
+                out.insert(rel, (std::fs::read(&p).expect("read"), exec));
+            }
+        }
+    }
+    out
+}
+
+/// A temporary world: keys, a repository, inputs and caches.
+#[derive(Debug)]
+pub struct World {
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    /// A new world with a release key pair in `keys/`.
+    pub fn new() -> World {
+        let w = World {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        release(&["keygen", "--out", w.path("keys").to_str().expect("utf8")]);
+        w
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn s(&self, rel: &str) -> String {
+        self.path(rel).to_string_lossy().into_owned()
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.path("repo")
+    }
+
+    /// Makes a sample bundle for `version` in `input-<version>` and packs it.
+    pub fn pack(&self, version: &str, seed: u64, big: usize) -> PathBuf {
+        let input = self.path(&format!("input-{version}"));
+        sample_bundle(&input, seed, big);
+        release(&[
+            "pack",
+            "--repo",
+            &self.s("repo"),
+            "--input",
+            &input.to_string_lossy(),
+            "--version",
+            version,
+            "--variant",
+            "linux-x86_64-cpu",
+            "--entry",
+            "peft_engine/peft_engine",
+        ]);
+        input
+    }
+
+    /// Publishes the stable channel with the world's key.
+    pub fn publish(&self, extra: &[&str]) {
+        let (repo, key) = (self.s("repo"), self.s("keys/release.key"));
+        let mut args = vec![
+            "publish",
+            "--repo",
+            &repo,
+            "--channel",
+            "stable",
+            "--key",
+            &key,
+        ];
+        args.extend_from_slice(extra);
+        release(&args);
+    }
+
+    /// `peft-bootstrap <cmd> --json` against `url` with the world's key and a cache.
+    pub fn run(&self, cmd: &str, url: &str, cache: &str, extra: &[&str]) -> Output {
+        bootstrap()
+            .arg(cmd)
+            .arg("--json")
+            .args([
+                "--manifest-url",
+                url,
+                "--trusted-key",
+                &self.s("keys/release.pub"),
+                "--cache-dir",
+                &self.s(cache),
+            ])
+            .args(extra)
+            .output()
+            .expect("run peft-bootstrap")
+    }
+
+    /// Whether the cache holds no install and no current pointer.
+    pub fn nothing_installed(&self, cache: &str) -> bool {
+        let versions = self.path(cache).join("versions");
+        let empty = std::fs::read_dir(&versions)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true);
+        empty && !self.path(cache).join("current.json").exists()
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,609 @@
+//! The backbone end to end: peft-release → static HTTP server → peft-bootstrap.
+//!
+//! Every test runs the real binaries against a real HTTP server on loopback (an
+//! in-process one that can misbehave, or Debian's nginx) with real minisign keys.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use peft_e2e::nginx::{Nginx, required, which};
+use peft_e2e::server::Server;
+use peft_e2e::{World, bootstrap, event, events, release, release_raw, tree};
+
+const MIB: usize = 1 << 20;
+
+fn ready_dir(evs: &[serde_json::Value]) -> std::path::PathBuf {
+    let r = event(evs, "ready").unwrap_or_else(|| panic!("no ready event in {evs:?}"));
+    std::path::PathBuf::from(r["dir"].as_str().expect("dir"))
+}
+
+fn exit(out: &std::process::Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The install tree (minus the bootstrapper's record) equals the packed folder.
+fn assert_installed_equals(dir: &std::path::Path, input: &std::path::Path) {
+    let mut got = tree(dir);
+    assert!(
+        got.remove(".peft-install.json").is_some(),
+        "install record missing"
+    );
+    assert_eq!(
+        got,
+        tree(input),
+        "installed tree differs from the packed folder"
+    );
+}
+
+#[test]
+fn install_over_http_then_answer_from_cache_with_the_server_gone() {
+    let w = World::new();
+    let input = w.pack("1.0.0", 1, 5 * MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    let url = format!("{}channels/stable/manifest.json", server.url());
+    let out = w.run("ensure", &url, "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    let evs = events(&out);
+    let names: Vec<&str> = evs.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(names.first(), Some(&"hardware"));
+    assert!(names.contains(&"selected") && names.contains(&"progress"));
+    let ready = event(&evs, "ready").expect("ready");
+    assert_eq!(ready["source"], "network");
+    assert_eq!(ready["version"], "1.0.0");
+    assert_eq!(ready["variant"], "linux-x86_64-cpu");
+    let dir = ready_dir(&evs);
+    assert_installed_equals(&dir, &input);
+    // The executable runs.
+    let exe = ready["executable"].as_str().expect("executable");
+    let run = std::process::Command::new(exe)
+        .arg("hi")
+        .output()
+        .expect("run entry");
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "sample engine 1: hi"
+    );
+    // Downloads were cleaned up; nothing half-done is left behind.
+    assert_eq!(
+        std::fs::read_dir(w.path("cache/downloads"))
+            .expect("ls")
+            .count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(w.path("cache/staging"))
+            .expect("ls")
+            .count(),
+        0
+    );
+
+    drop(server);
+    let start = Instant::now();
+    let out = w.run("ensure", &url, "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    let evs = events(&out);
+    assert_eq!(event(&evs, "ready").expect("ready")["source"], "cache");
+    assert!(
+        event(&evs, "selected").is_none(),
+        "a cached answer consults no manifest"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+
+    // status and verify see the install.
+    let st = bootstrap()
+        .args(["status", "--json", "--cache-dir", &w.s("cache")])
+        .output()
+        .expect("status");
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).expect("status json");
+    assert_eq!(st["current"]["version"], "1.0.0");
+    assert_eq!(st["channels"]["stable"]["serial"], 1);
+    let v = bootstrap()
+        .args(["verify", "--cache-dir", &w.s("cache")])
+        .output()
+        .expect("verify");
+    assert!(v.status.success(), "{}", stderr(&v));
+    // A damaged file is found by verify (exit 4).
+    std::fs::write(
+        dir.join("peft_engine/_internal/pkg/__init__.py"),
+        "tampered\n",
+    )
+    .expect("tamper");
+    let v = bootstrap()
+        .args(["verify", "--json", "--cache-dir", &w.s("cache")])
+        .output()
+        .expect("verify");
+    assert_eq!(exit(&v), 4);
+    assert!(String::from_utf8_lossy(&v.stdout).contains("__init__.py"));
+}
+
+#[test]
+fn install_from_nginx() {
+    let w = World::new();
+    let input = w.pack("2.1.0", 7, 3 * MIB);
+    w.publish(&[]);
+    let Some(nginx) = Nginx::start(&w.repo()) else {
+        return;
+    };
+    let out = w.run("ensure", &nginx.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    assert_installed_equals(&ready_dir(&events(&out)), &input);
+    assert!(
+        nginx
+            .access_log()
+            .iter()
+            .any(|l| l.contains("GET /blobs/sha256/"))
+    );
+}
+
+#[test]
+fn a_server_that_cuts_every_response_still_delivers_the_bundle() {
+    let w = World::new();
+    let input = w.pack("1.0.0", 2, 6 * MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    server.faults(|f| f.cut_after = Some(MIB as u64 + 12345));
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    assert_installed_equals(&ready_dir(&events(&out)), &input);
+    let ranges: Vec<u64> = server
+        .log()
+        .iter()
+        .filter(|l| l.path.starts_with("blobs/"))
+        .filter_map(|l| l.range_start)
+        .collect();
+    assert!(ranges.len() >= 5, "resumed with Range requests: {ranges:?}");
+    assert!(
+        ranges.windows(2).all(|p| p[0] < p[1]),
+        "each resume starts further on: {ranges:?}"
+    );
+}
+
+#[test]
+fn retries_on_5xx() {
+    let w = World::new();
+    w.pack("1.0.0", 3, MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    server.faults(|f| f.fail_first = 3);
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    assert!(server.log().iter().filter(|l| l.status == 503).count() == 3);
+}
+
+/// Starts an ensure against a server that stalls after `stall` bytes, kills it
+/// once they were sent, and returns the partial download's size.
+fn kill_mid_download(w: &World, server: &Server, stall: u64) -> u64 {
+    server.faults(|f| f.stall_after = Some(stall));
+    let mut child = bootstrap()
+        .args([
+            "ensure",
+            "--json",
+            "--manifest-url",
+            &server.url(),
+            "--trusted-key",
+            &w.s("keys/release.pub"),
+        ])
+        .args(["--cache-dir", &w.s("cache")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    let partial = || {
+        std::fs::read_dir(w.path("cache/downloads"))
+            .ok()
+            .and_then(|d| {
+                d.flatten()
+                    .find(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+            })
+            .and_then(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    while partial() < stall {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the download never reached {stall} bytes"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    server.faults(|f| f.stall_after = None);
+    partial()
+}
+
+#[test]
+fn a_killed_download_resumes_with_range() {
+    let w = World::new();
+    let input = w.pack("1.0.0", 4, 4 * MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    let have = kill_mid_download(&w, &server, 2 * MIB as u64);
+    assert!(have >= 2 * MIB as u64);
+    assert!(w.nothing_installed("cache"));
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    assert_installed_equals(&ready_dir(&events(&out)), &input);
+    let last = server
+        .log()
+        .into_iter()
+        .rfind(|l| l.path.starts_with("blobs/") && l.body_bytes > 0)
+        .expect("blob request");
+    assert_eq!(
+        last.range_start,
+        Some(have),
+        "resumed where the killed run stopped"
+    );
+    assert_eq!(last.status, 206);
+}
+
+#[test]
+fn a_server_that_ignores_range_restarts_from_zero_and_never_appends() {
+    let w = World::new();
+    let input = w.pack("1.0.0", 5, 4 * MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    kill_mid_download(&w, &server, MIB as u64);
+    server.faults(|f| f.ignore_range = true);
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    assert_installed_equals(&ready_dir(&events(&out)), &input);
+    let last = server
+        .log()
+        .into_iter()
+        .rfind(|l| l.path.starts_with("blobs/") && l.body_bytes > 0)
+        .expect("blob request");
+    assert!(last.range_start.is_some() && last.status == 200, "{last:?}");
+}
+
+#[test]
+fn mirrors_are_tried_when_the_primary_fails() {
+    let w = World::new();
+    let input = w.pack("1.0.0", 6, MIB);
+    let mirror = Server::start(&w.repo());
+    w.publish(&["--mirror", &mirror.url()]);
+    let primary = Server::start(&w.repo());
+    primary.faults(|f| f.hide_prefix = Some("blobs/".into()));
+    let out = w.run("ensure", &primary.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    assert_installed_equals(&ready_dir(&events(&out)), &input);
+    assert!(primary.log().iter().any(|l| l.status == 404));
+    assert!(
+        mirror.blob_bytes() > MIB as u64,
+        "the mirror served the archive"
+    );
+}
+
+fn assert_refused(w: &World, out: &std::process::Output, cache: &str, needle: &str) {
+    assert_eq!(exit(out), 4, "{}", stderr(out));
+    let evs = events(out);
+    let err = event(&evs, "error").expect("error event");
+    assert_eq!(err["exit_code"], 4);
+    assert_eq!(err["code"], "integrity");
+    let msg = err["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(needle), "{msg:?} should mention {needle:?}");
+    assert!(event(&evs, "ready").is_none());
+    assert!(w.nothing_installed(cache), "something was installed");
+}
+
+#[test]
+fn one_flipped_byte_in_the_archive_is_refused() {
+    let w = World::new();
+    w.pack("1.0.0", 8, 2 * MIB);
+    w.publish(&[]);
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.path("repo/channels/stable/manifest.json")).expect("read"),
+    )
+    .expect("json");
+    let sha = m["releases"][0]["variants"][0]["archive"]["sha256"]
+        .as_str()
+        .expect("sha")
+        .to_string();
+    let blob = w.path(&format!("repo/blobs/sha256/{sha}"));
+    let mut bytes = std::fs::read(&blob).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&blob, bytes).expect("write");
+    let server = Server::start(&w.repo());
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_refused(&w, &out, "cache", "SHA-256");
+    assert_eq!(
+        std::fs::read_dir(w.path("cache/downloads"))
+            .expect("ls")
+            .count(),
+        0,
+        "bad bytes are not kept"
+    );
+}
+
+#[test]
+fn one_changed_byte_in_the_manifest_is_refused() {
+    let w = World::new();
+    w.pack("1.0.0", 9, MIB);
+    w.publish(&[]);
+    let p = w.path("repo/channels/stable/manifest.json");
+    let text = std::fs::read_to_string(&p).expect("read");
+    std::fs::write(&p, text.replacen("\"priority\": 10", "\"priority\": 90", 1)).expect("write");
+    let server = Server::start(&w.repo());
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_refused(&w, &out, "cache", "not trusted");
+}
+
+#[test]
+fn a_manifest_signed_by_another_key_is_refused() {
+    let w = World::new();
+    release(&["keygen", "--out", &w.s("other")]);
+    w.pack("1.0.0", 10, MIB);
+    release(&[
+        "publish",
+        "--repo",
+        &w.s("repo"),
+        "--channel",
+        "stable",
+        "--key",
+        &w.s("other/release.key"),
+    ]);
+    let server = Server::start(&w.repo());
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_refused(&w, &out, "cache", "not trusted");
+    // The built-in keys do not trust it either.
+    let out = bootstrap()
+        .args([
+            "ensure",
+            "--json",
+            "--manifest-url",
+            &server.url(),
+            "--cache-dir",
+            &w.s("cache2"),
+        ])
+        .output()
+        .expect("run");
+    assert_refused(&w, &out, "cache2", "peft-studio-release-1");
+}
+
+#[test]
+fn a_replayed_older_manifest_is_refused() {
+    let w = World::new();
+    w.pack("1.0.0", 11, MIB);
+    w.publish(&[]);
+    let m = w.path("repo/channels/stable/manifest.json");
+    let sig = w.path("repo/channels/stable/manifest.json.minisig");
+    let (old_m, old_sig) = (
+        std::fs::read(&m).expect("m"),
+        std::fs::read(&sig).expect("sig"),
+    );
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    // `detect` accepts serial 2 without installing anything.
+    let out = w.run("detect", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    std::fs::write(&m, old_m).expect("restore");
+    std::fs::write(&sig, old_sig).expect("restore");
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_refused(&w, &out, "cache", "serial 1");
+}
+
+#[test]
+fn an_expired_manifest_is_refused() {
+    let w = World::new();
+    w.pack("1.0.0", 12, MIB);
+    w.publish(&["--expires-in", "1s"]);
+    std::thread::sleep(Duration::from_millis(2100));
+    let server = Server::start(&w.repo());
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_refused(&w, &out, "cache", "expired");
+}
+
+#[test]
+fn a_server_that_sends_more_than_the_signed_size_is_refused() {
+    let w = World::new();
+    w.pack("1.0.0", 13, MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    server.faults(|f| f.extra_bytes = 4096);
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 4, "{}", stderr(&out));
+    assert!(w.nothing_installed("cache"));
+}
+
+#[test]
+fn no_repository_and_nothing_installed_is_a_usage_error() {
+    let w = World::new();
+    let out = bootstrap()
+        .args(["ensure", "--json", "--cache-dir", &w.s("cache")])
+        .output()
+        .expect("run");
+    assert_eq!(exit(&out), 2, "{}", stderr(&out));
+    let evs = events(&out);
+    assert!(
+        event(&evs, "error").expect("error")["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("PEFT_MANIFEST_URL")
+    );
+}
+
+#[test]
+fn an_unreachable_repository_with_nothing_installed_exits_3() {
+    let w = World::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = w.run("ensure", &format!("http://127.0.0.1:{port}/"), "cache", &[]);
+    assert_eq!(exit(&out), 3, "{}", stderr(&out));
+    assert!(
+        event(&events(&out), "error").expect("error")["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused")
+    );
+}
+
+#[test]
+fn pack_is_reproducible() {
+    let w = World::new();
+    peft_e2e::sample_bundle(&w.path("in"), 42, MIB);
+    let mut digests = Vec::new();
+    for repo in ["r1", "r2"] {
+        let out = release(&[
+            "pack",
+            "--repo",
+            &w.s(repo),
+            "--input",
+            &w.s("in"),
+            "--version",
+            "1.0.0",
+            "--variant",
+            "linux-x86_64-cpu",
+            "--entry",
+            "peft_engine/peft_engine",
+        ]);
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        let sha = text
+            .split("archive ")
+            .nth(1)
+            .and_then(|s| s.split('(').nth(1))
+            .and_then(|s| s.split(')').next())
+            .expect("digest");
+        digests.push(sha.to_string());
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    assert_eq!(digests[0], digests[1]);
+    // Unknown variants and bad entries are usage errors naming the problem.
+    let bad = release_raw(&[
+        "pack",
+        "--repo",
+        &w.s("r3"),
+        "--input",
+        &w.s("in"),
+        "--version",
+        "1.0.0",
+        "--variant",
+        "linux-riscv-cpu",
+        "--entry",
+        "peft_engine/peft_engine",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("linux-x86_64-cuda12.8"),
+        "lists the known ids"
+    );
+    let bad = release_raw(&[
+        "pack",
+        "--repo",
+        &w.s("r3"),
+        "--input",
+        &w.s("in"),
+        "--version",
+        "1.0.0",
+        "--variant",
+        "linux-x86_64-cpu",
+        "--entry",
+        "nope",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("\"nope\""));
+}
+
+#[test]
+fn release_verify_catches_a_damaged_blob() {
+    let w = World::new();
+    w.pack("1.0.0", 14, MIB);
+    w.publish(&[]);
+    release(&[
+        "verify",
+        "--repo",
+        &w.s("repo"),
+        "--channel",
+        "stable",
+        "--pubkey",
+        &w.s("keys/release.pub"),
+    ]);
+    let blobs: Vec<_> = std::fs::read_dir(w.path("repo/blobs/sha256"))
+        .expect("ls")
+        .flatten()
+        .collect();
+    let big = blobs
+        .iter()
+        .max_by_key(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .expect("blob")
+        .path();
+    let mut bytes = std::fs::read(&big).expect("read");
+    bytes[100] ^= 0xff;
+    std::fs::write(&big, bytes).expect("write");
+    let out = release_raw(&[
+        "verify",
+        "--repo",
+        &w.s("repo"),
+        "--channel",
+        "stable",
+        "--pubkey",
+        &w.s("keys/release.pub"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn minisign_cli_interop() {
+    let Some(minisign) = which("minisign") else {
+        assert!(
+            !required(),
+            "minisign is required (PEFT_E2E_REQUIRE=1) but not installed"
+        );
+        eprintln!("skipping: minisign is not installed");
+        return;
+    };
+    let w = World::new();
+    let input = w.pack("1.0.0", 15, MIB);
+    w.publish(&[]);
+    let m = w.s("repo/channels/stable/manifest.json");
+    // Ours verifies with the CLI.
+    let v = std::process::Command::new(&minisign)
+        .args(["-V", "-m", &m, "-p", &w.s("keys/release.pub")])
+        .output()
+        .expect("minisign -V");
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    // The CLI's verifies with ours: a key it made, a signature it made.
+    let g = std::process::Command::new(&minisign)
+        .args(["-G", "-W", "-p", &w.s("cli.pub"), "-s", &w.s("cli.key")])
+        .output()
+        .expect("minisign -G");
+    assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
+    let s = std::process::Command::new(&minisign)
+        .args(["-S", "-s", &w.s("cli.key"), "-m", &m])
+        .output()
+        .expect("minisign -S");
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let server = Server::start(&w.repo());
+    let out = bootstrap()
+        .args([
+            "ensure",
+            "--json",
+            "--manifest-url",
+            &server.url(),
+            "--trusted-key",
+            &w.s("cli.pub"),
+            "--cache-dir",
+            &w.s("cache"),
+        ])
+        .output()
+        .expect("ensure");
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    assert_installed_equals(&ready_dir(&events(&out)), &input);
+    // And the release key no longer verifies it.
+    let out = w.run("ensure", &server.url(), "cache-b", &[]);
+    assert_eq!(exit(&out), 4);
+}
