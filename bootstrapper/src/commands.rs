@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use peft_manifest::select::{Outcome, select};
-use peft_manifest::{Choice, Manifest};
+use peft_manifest::index::INSTALL_RECORD;
+use peft_manifest::select::{Outcome, catalog_manifest, select_excluding};
+use peft_manifest::{Choice, Manifest, Release, Variant, VariantCatalog};
 use semver::VersionReq;
 use serde_json::json;
 
@@ -13,6 +14,7 @@ use crate::error::{Error, Result, human_bytes};
 use crate::events::{Event, Reporter, Source};
 use crate::fetch::{Fetcher, Root, hash_file};
 use crate::install::{Target, executable, install};
+use crate::probe::{self, BadVariants};
 use crate::repo::accept_manifest;
 use crate::settings::Settings;
 
@@ -51,11 +53,14 @@ fn usable(rec: &InstallRecord, s: &Settings) -> bool {
     ui_ok && choice_ok
 }
 
-fn emit_selection(reporter: &dyn Reporter, out: &Outcome<'_>, verdicts: bool) {
+/// Emits the verdicts (for `detect`) and the selection; `label` replaces the
+/// release version when judging the variant catalogue.
+fn emit_selection(reporter: &dyn Reporter, out: &Outcome<'_>, verdicts: bool, label: Option<&str>) {
+    let version = |v: &semver::Version| label.map(String::from).unwrap_or_else(|| v.to_string());
     if verdicts {
         for v in &out.verdicts {
             reporter.emit(Event::Verdict {
-                version: v.version.to_string(),
+                version: version(&v.version),
                 variant: v.variant.clone(),
                 fits: v.fits,
                 reason: v.reason.clone(),
@@ -66,12 +71,42 @@ fn emit_selection(reporter: &dyn Reporter, out: &Outcome<'_>, verdicts: bool) {
         if let Some(w) = &sel.warning {
             reporter.warn(w.clone());
         }
+        if let Some(cvd) = &sel.cuda_visible_devices {
+            reporter.warn(format!(
+                "no build serves every GPU of this machine: {} serves only some, so the backend must run with CUDA_VISIBLE_DEVICES={cvd}",
+                sel.variant.id
+            ));
+        }
         reporter.emit(Event::Selected {
-            version: sel.release.version.to_string(),
+            version: version(&sel.release.version),
             variant: sel.variant.id.clone(),
             reason: sel.reason.clone(),
         });
     }
+}
+
+/// Detection with this command's settings (free space measured at the cache).
+fn detect_here(s: &Settings) -> Detected {
+    detect::detect(&detect::Config::from_env(Some(&s.cache_dir)))
+}
+
+/// The hardware event; people also get one line per GPU and per hint.
+fn emit_hardware(reporter: &dyn Reporter, hw: &Detected, lines: bool) {
+    reporter.emit(Event::Hardware(hw.to_json()));
+    // The reporter prints only os-arch for people; stdout stays JSON-only either way.
+    if lines && !std::env::args().any(|a| a == "--json") {
+        for l in hw.lines() {
+            eprintln!("  {l}");
+        }
+    }
+}
+
+/// The variants whose probe failed on this machine, as `select_excluding` wants them.
+fn bad_reason<'a>(
+    bad: &'a BadVariants,
+    hw: &'a Detected,
+) -> impl Fn(&Release, &Variant) -> Option<String> + 'a {
+    move |r, v| bad.reason(&hw.hardware, &r.version.to_string(), &v.id)
 }
 
 fn no_variant(m: &Manifest, s: &Settings, out: &Outcome<'_>, hw: &Detected) -> Error {
@@ -168,8 +203,8 @@ pub async fn ensure(s: &Settings, reporter: &dyn Reporter) -> Result<PathBuf> {
     {
         return Ok(ready(reporter, &ctx.cache, &cur.dir, &rec, Source::Cache));
     }
-    let hw = detect::detect();
-    reporter.emit(Event::Hardware(hw.to_json()));
+    let hw = detect_here(s);
+    emit_hardware(reporter, &hw, false);
     let root = match s.require_repo() {
         Ok(r) => r.clone(),
         Err(e) => return fallback_or(&ctx, e),
@@ -181,38 +216,90 @@ pub async fn ensure(s: &Settings, reporter: &dyn Reporter) -> Result<PathBuf> {
         Err(e @ Error::Network { .. }) => return fallback_or(&ctx, e),
         Err(e) => return Err(e),
     };
-    let out = select(&m, &hw.hardware, s.ui_version.as_ref(), &s.choice);
-    emit_selection(reporter, &out, false);
-    let Some(sel) = &out.selected else {
-        return Err(no_variant(&m, s, &out, &hw));
-    };
     let mut roots = vec![root.clone()];
     if !s.offline {
         roots.extend(m.mirrors.iter().filter_map(|u| Root::parse(u).ok()));
     }
-    let target = Target {
-        release: sel.release,
-        variant: sel.variant,
-        channel: &s.channel,
-        serial: m.serial,
-    };
-    let installed = install(&fetcher, &roots, &ctx.cache, &lock, target, reporter).await;
-    let (dir, fresh) = match installed {
-        Ok(x) => x,
-        Err(e @ Error::Network { .. }) => return fallback_or(&ctx, e),
-        Err(e) => return Err(e),
-    };
-    let rec = ctx
-        .cache
-        .record(&dir)?
-        .ok_or_else(|| Error::Internal(format!("{dir} vanished after install")))?;
-    ctx.switch(&lock, &dir, &rec)?;
-    let source = match (fresh, s.offline) {
-        (false, _) => Source::Cache,
-        (true, true) => Source::Offline,
-        (true, false) => Source::Network,
-    };
-    Ok(ready(reporter, &ctx.cache, &dir, &rec, source))
+    let mut bad = BadVariants::load(ctx.cache.root());
+    let limit = probe::probe_timeout();
+    // Each failed probe removes one candidate, so this ends.
+    let attempts: usize = m.releases.iter().map(|r| r.variants.len()).sum::<usize>() + 1;
+    for _ in 0..attempts {
+        let out = select_excluding(
+            &m,
+            &hw.hardware,
+            s.ui_version.as_ref(),
+            &s.choice,
+            &bad_reason(&bad, &hw),
+        );
+        emit_selection(reporter, &out, false, None);
+        let Some(sel) = &out.selected else {
+            return Err(no_variant(&m, s, &out, &hw));
+        };
+        let target = Target {
+            release: sel.release,
+            variant: sel.variant,
+            channel: &s.channel,
+            serial: m.serial,
+        };
+        let installed = install(&fetcher, &roots, &ctx.cache, &lock, target, reporter).await;
+        let (dir, fresh) = match installed {
+            Ok(x) => x,
+            Err(e @ Error::Network { .. }) => return fallback_or(&ctx, e),
+            Err(e) => return Err(e),
+        };
+        let rec = ctx
+            .cache
+            .record(&dir)?
+            .ok_or_else(|| Error::Internal(format!("{dir} vanished after install")))?;
+        let is_current = ctx.cache.current()?.is_some_and(|c| c.dir == dir);
+        if sel.variant.probe && !is_current {
+            let exe = executable(&ctx.cache.versions().join(&dir), &rec.entry);
+            let envs: Vec<(String, String)> = sel
+                .cuda_visible_devices
+                .iter()
+                .map(|c| (crate::env::CUDA_VISIBLE_DEVICES.to_string(), c.clone()))
+                .collect();
+            if let Err(why) = probe::probe(&exe, &envs, limit) {
+                let version = sel.release.version.to_string();
+                bad.mark(&hw.hardware, &version, &sel.variant.id, &why);
+                bad.save(ctx.cache.root(), &lock)?;
+                if matches!(s.choice, Choice::Forced(_)) {
+                    reporter.warn(format!(
+                        "{} {version} failed its probe on this machine ({why}); using it anyway because it was asked for",
+                        sel.variant.id
+                    ));
+                } else {
+                    if fresh {
+                        discard(&ctx.cache, &dir);
+                    }
+                    reporter.warn(format!(
+                        "{} {version} failed its probe on this machine and is set aside until the driver or the GPUs change: {why}; trying the next variant",
+                        sel.variant.id
+                    ));
+                    continue;
+                }
+            }
+        }
+        ctx.switch(&lock, &dir, &rec)?;
+        let source = match (fresh, s.offline) {
+            (false, _) => Source::Cache,
+            (true, true) => Source::Offline,
+            (true, false) => Source::Network,
+        };
+        return Ok(ready(reporter, &ctx.cache, &dir, &rec, source));
+    }
+    Err(Error::Internal(
+        "every candidate failed its probe and selection kept offering one".into(),
+    ))
+}
+
+/// Removes an install that failed its probe: its record first, so a crash midway
+/// never leaves something that looks complete.
+fn discard(cache: &Cache, dir: &str) {
+    let d = cache.versions().join(dir);
+    let _ = std::fs::remove_file(d.join(INSTALL_RECORD));
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// When the repository cannot be reached, an installed backend still serves.
@@ -232,16 +319,38 @@ fn fallback_or(ctx: &Ctx<'_>, e: Error) -> Result<PathBuf> {
 }
 
 /// `detect`: the hardware, every variant's verdict and the choice; installs nothing.
+/// Without a repository it judges the built-in variant catalogue (version
+/// `catalog`), so a machine can be explained before anything is published.
 pub async fn detect(s: &Settings, reporter: &dyn Reporter) -> Result<()> {
-    let hw = detect::detect();
-    reporter.emit(Event::Hardware(hw.to_json()));
-    let root = s.require_repo()?.clone();
+    let hw = detect_here(s);
+    emit_hardware(reporter, &hw, true);
+    let Some(root) = s.repo.clone() else {
+        reporter.warn(
+            "no release repository is configured (--manifest-url or --offline-dir): judging the built-in variant catalogue".into(),
+        );
+        let catalog = VariantCatalog::builtin()
+            .map_err(|e| Error::Internal(format!("the built-in variant catalogue: {e}")))?;
+        let m = catalog_manifest(&catalog);
+        let out = select_excluding(&m, &hw.hardware, None, &s.choice, &|_, _| None);
+        emit_selection(reporter, &out, true, Some("catalog"));
+        return match out.selected {
+            Some(_) => Ok(()),
+            None => Err(no_variant(&m, s, &out, &hw)),
+        };
+    };
     let cache = Cache::open(&s.cache_dir)?;
     let lock = cache.lock(s.lock_timeout, &|_| {})?;
     let m = accept_manifest(&Fetcher::new()?, &root, s, &cache, &lock, reporter).await?;
     drop(lock);
-    let out = select(&m, &hw.hardware, s.ui_version.as_ref(), &s.choice);
-    emit_selection(reporter, &out, true);
+    let bad = BadVariants::load(cache.root());
+    let out = select_excluding(
+        &m,
+        &hw.hardware,
+        s.ui_version.as_ref(),
+        &s.choice,
+        &bad_reason(&bad, &hw),
+    );
+    emit_selection(reporter, &out, true, None);
     match out.selected {
         Some(_) => Ok(()),
         None => Err(no_variant(&m, s, &out, &hw)),

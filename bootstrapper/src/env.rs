@@ -27,6 +27,21 @@ pub const RETRY_BASE_MS: &str = "PEFT_RETRY_BASE_MS";
 /// Log filter for stderr (`tracing` syntax), e.g. `debug` or `peft_bootstrap=trace`.
 pub const LOG: &str = "PEFT_LOG";
 
+/// Seconds a fresh install's `entry --probe` may take before it counts as failed (default 120).
+pub const PROBE_TIMEOUT: &str = "PEFT_PROBE_TIMEOUT";
+/// The NVML library to load instead of searching for `libnvidia-ml.so.1` / `nvml.dll`.
+pub const NVML_LIBRARY: &str = "PEFT_NVML_LIBRARY";
+/// The `nvidia-smi` to run instead of searching PATH and the usual places.
+pub const NVIDIA_SMI: &str = "PEFT_NVIDIA_SMI";
+/// Root of the `/sys` tree read by detection (tests point it at fixtures).
+pub const SYSFS_ROOT: &str = "PEFT_SYSFS_ROOT";
+/// Root of the `/proc` tree read by detection (tests point it at fixtures).
+pub const PROCFS_ROOT: &str = "PEFT_PROCFS_ROOT";
+/// CUDA's own variable: which NVIDIA GPUs CUDA sees (`-1` or empty: none).
+pub const CUDA_VISIBLE_DEVICES: &str = "CUDA_VISIBLE_DEVICES";
+/// ROCm's install prefix (default `/opt/rocm`), for its version.
+pub const ROCM_PATH: &str = "ROCM_PATH";
+
 /// The value of `name` when set and not empty.
 pub fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())

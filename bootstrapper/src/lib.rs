@@ -19,6 +19,7 @@ pub mod events;
 pub mod extract;
 pub mod fetch;
 pub mod install;
+pub mod probe;
 pub mod repo;
 pub mod settings;
 
