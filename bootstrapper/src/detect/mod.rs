@@ -167,34 +167,24 @@ fn cpu_features() -> Vec<String> {
 /// What a person should know or do, from the facts and the probes' log.
 pub fn hints(hw: &Hardware, tried: &[String]) -> Vec<String> {
     let mut out = Vec::new();
-    let failures = || {
-        tried
-            .iter()
-            .filter(|t| !t.contains(" GPU(s)"))
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
     match &hw.nvidia {
         None if !hw.nvidia_pci.is_empty() => {
             let devs: Vec<String> = hw
                 .nvidia_pci
                 .iter()
                 .map(|p| match &p.driver {
-                    Some(d) => format!("{} (device {}, bound to {d})", p.slot, p.device),
-                    None => format!("{} (device {}, no driver bound)", p.slot, p.device),
+                    Some(d) => format!("{} device {} bound to {d}", p.slot, p.device),
+                    None => format!("{} device {} with no driver bound", p.slot, p.device),
                 })
                 .collect();
             out.push(format!(
-                "An NVIDIA GPU is on the PCI bus ({}) but no usable NVIDIA driver answered ({}). Install or update the NVIDIA driver (580 or newer for CUDA 13 builds, 550 or newer for CUDA 12.8) to use the GPU; the CPU build is used until then.",
-                devs.join(", "),
-                failures()
+                "An NVIDIA GPU is on the PCI bus ({}) but no NVIDIA driver answered (NVML, nvidia-smi and /proc all failed; see `tried`): install or update the NVIDIA driver (580 or newer for CUDA 13 builds, 550 or newer for CUDA 12.8) to use it; the CPU build is used until then.",
+                devs.join("; ")
             ));
         }
         Some(n) if n.source == peft_manifest::GpuSource::Procfs => out.push(format!(
-            "The NVIDIA driver {} is loaded but neither NVML nor nvidia-smi answered ({}), so the GPUs' compute capability is unknown and no CUDA build can be chosen. Reinstall the NVIDIA driver, or reboot if it was just updated.",
-            n.driver,
-            failures()
+            "The NVIDIA driver {} is loaded but neither NVML nor nvidia-smi answered (see `tried`), so the GPUs' compute capability is unknown and no CUDA build can be chosen: reinstall the NVIDIA driver, or reboot if it was just updated.",
+            n.driver
         )),
         Some(n) if n.gpus.is_empty() => out.push(format!(
             "The NVIDIA driver {} answered but lists no GPU.",

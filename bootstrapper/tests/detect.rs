@@ -1,0 +1,504 @@
+//! `peft-bootstrap detect` end to end on fake hardware: a stand-in
+//! `libnvidia-ml.so.1` compiled from `tests/fixtures/nvml/fake_nvml.c` (so the real
+//! NVML loading code runs), fake `nvidia-smi` scripts and fixture `/proc` and `/sys`
+//! trees from `tests/fixtures/hardware/`. Without a repository, `detect` judges the
+//! built-in variant catalogue, so these are the decision table through the binary.
+#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_peft-bootstrap");
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+fn hw_fixture(name: &str) -> PathBuf {
+    fixtures().join("hardware").join(name)
+}
+
+/// The fake NVML library, compiled once per test run.
+fn stub() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("fake-nvml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let out = dir.join("libnvidia-ml.so.1");
+        let src = fixtures().join("nvml/fake_nvml.c");
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let status = Command::new(&cc)
+            .args(["-shared", "-fPIC", "-O1", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .unwrap_or_else(|e| panic!("{cc} is needed to build the fake NVML library: {e}"));
+        assert!(status.success(), "compiling {} failed", src.display());
+        out
+    })
+}
+
+struct Run {
+    code: i32,
+    events: Vec<Value>,
+    stderr: String,
+}
+
+impl Run {
+    fn all(&self, kind: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["event"] == kind).collect()
+    }
+    fn one(&self, kind: &str) -> &Value {
+        let v = self.all(kind);
+        assert_eq!(v.len(), 1, "one {kind} event expected: {:#?}", self.events);
+        v[0]
+    }
+    fn hardware(&self) -> &Value {
+        self.one("hardware")
+    }
+    fn selected(&self) -> String {
+        self.one("selected")["variant"]
+            .as_str()
+            .expect("variant")
+            .to_string()
+    }
+    fn verdict(&self, id: &str) -> &Value {
+        self.all("verdict")
+            .into_iter()
+            .find(|v| v["variant"] == id)
+            .unwrap_or_else(|| panic!("no verdict for {id}"))
+    }
+    fn refused(&self, id: &str, words: &[&str]) {
+        let v = self.verdict(id);
+        assert_eq!(v["fits"], false, "{id}: {v}");
+        let reason = v["reason"].as_str().unwrap_or_default();
+        for w in words {
+            assert!(reason.contains(w), "{id}: {reason:?} lacks {w:?}");
+        }
+    }
+    fn warnings(&self) -> String {
+        self.all("warning")
+            .iter()
+            .map(|w| w["message"].as_str().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Runs `detect` with nothing real to find unless `envs` points at fakes.
+fn detect(envs: &[(&str, &str)], args: &[&str]) -> Run {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("detect").args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PEFT_") || k.starts_with("FAKE_NVML_") || k == "CUDA_VISIBLE_DEVICES" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("PEFT_CACHE_DIR", tmp.path().join("cache"))
+        .env("PEFT_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1")
+        .env("PEFT_NVIDIA_SMI", "/nonexistent/nvidia-smi")
+        .env("PEFT_SYSFS_ROOT", &empty)
+        .env("PEFT_PROCFS_ROOT", &empty)
+        .env("ROCM_PATH", &empty);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run peft-bootstrap");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = args.contains(&"--json");
+    let events = if json {
+        stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        events,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `detect --json` with the fake NVML reporting these GPUs ("name,cc,MiB,uuid;...").
+fn nvml(driver: &str, cuda: &str, gpus: &str, more: &[(&str, &str)]) -> Run {
+    let lib = stub().to_string_lossy().into_owned();
+    let mut envs = vec![
+        ("PEFT_NVML_LIBRARY", lib.as_str()),
+        ("FAKE_NVML_DRIVER", driver),
+        ("FAKE_NVML_CUDA", cuda),
+        ("FAKE_NVML_GPUS", gpus),
+    ];
+    envs.extend_from_slice(more);
+    let r = detect(&envs, &["--json"]);
+    assert!(r.code == 0 || r.code == 5, "exit {}: {}", r.code, r.stderr);
+    r
+}
+
+const H100: &str = "NVIDIA H100 80GB HBM3,9.0,81559,GPU-4d3c2b1a-0000-4000-8000-0000000000h1";
+const RTX3090: &str = "NVIDIA GeForce RTX 3090,8.6,24576,GPU-3090";
+const GTX1080TI: &str = "NVIDIA GeForce GTX 1080 Ti,6.1,11264,GPU-1080";
+const RTX5090: &str = "NVIDIA GeForce RTX 5090,12.0,32607,GPU-5090";
+
+#[test]
+fn this_machine_explains_itself() {
+    // Only the cache is redirected: the real probes run on whatever this machine is.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["detect", "--json"])
+        .env_remove("PEFT_MANIFEST_URL")
+        .env_remove("PEFT_OFFLINE_DIR")
+        .env_remove("PEFT_BACKEND_VARIANT")
+        .env("PEFT_CACHE_DIR", tmp.path())
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+        .collect();
+    assert_eq!(events[0]["event"], "hardware");
+    assert_eq!(events[0]["os"], "linux");
+    assert!(events[0]["ram_bytes"].as_u64().is_some_and(|r| r > 0));
+    assert!(events[0]["tried"].as_array().is_some_and(|t| !t.is_empty()));
+    let verdicts: Vec<&Value> = events.iter().filter(|e| e["event"] == "verdict").collect();
+    assert_eq!(verdicts.len(), 9, "one per catalogue variant");
+    assert!(
+        verdicts
+            .iter()
+            .all(|v| !v["reason"].as_str().unwrap_or_default().is_empty())
+    );
+    assert_eq!(
+        events.last().map(|e| e["event"].clone()),
+        Some("selected".into())
+    );
+    // People get one line per GPU and per verdict on stderr.
+    let human = Command::new(BIN)
+        .arg("detect")
+        .env_remove("PEFT_MANIFEST_URL")
+        .env_remove("PEFT_OFFLINE_DIR")
+        .env("PEFT_CACHE_DIR", tmp.path())
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&human.stderr);
+    assert!(text.contains("linux-x86_64-cpu: "), "{text}");
+    assert!(text.contains("Selected "), "{text}");
+    assert!(human.stdout.is_empty());
+}
+
+#[test]
+fn h100_on_580_through_nvml_gets_cuda_13() {
+    let r = nvml("580.95.05", "13000", H100, &[]);
+    let hw = r.hardware();
+    assert_eq!(hw["nvidia"]["source"], "nvml");
+    assert_eq!(hw["nvidia"]["driver"], "580.95.05");
+    assert_eq!(hw["nvidia"]["cuda"], "13.0");
+    let g = &hw["nvidia"]["gpus"][0];
+    assert_eq!(g["name"], "NVIDIA H100 80GB HBM3");
+    assert_eq!(g["compute_capability"], "9.0");
+    assert_eq!(g["memory_bytes"], 81559u64 << 20);
+    assert_eq!(g["uuid"], "GPU-4d3c2b1a-0000-4000-8000-0000000000h1");
+    assert_eq!(r.selected(), "linux-x86_64-cuda13.0");
+}
+
+#[test]
+fn rtx3090_on_535_through_nvml_gets_no_12_8_or_13_0() {
+    let r = nvml("535.104.05", "12020", RTX3090, &[]);
+    assert_eq!(r.selected(), "linux-x86_64-cuda12.6");
+    r.refused(
+        "linux-x86_64-cuda12.8",
+        &["needs NVIDIA driver ≥ 550 for CUDA 12.8, found 535.104.05"],
+    );
+    r.refused("linux-x86_64-cuda13.0", &["≥ 580"]);
+}
+
+#[test]
+fn gtx1080ti_on_565_through_nvml_gets_a_build_with_6_1() {
+    let r = nvml("565.57.01", "12070", GTX1080TI, &[]);
+    assert_eq!(r.selected(), "linux-x86_64-cuda12.6");
+    r.refused("linux-x86_64-cuda12.8", &["sm_61"]);
+}
+
+#[test]
+fn rtx5090_on_570_through_nvml_gets_sm_120() {
+    let r = nvml("570.124.04", "12080", RTX5090, &[]);
+    assert_eq!(r.selected(), "linux-x86_64-cuda12.8");
+}
+
+#[test]
+fn kepler_on_390_through_nvml_gets_the_cpu() {
+    let r = nvml(
+        "390.157",
+        "9010",
+        "NVIDIA GeForce GTX 680,3.0,2048,GPU-680",
+        &[],
+    );
+    assert_eq!(r.selected(), "linux-x86_64-cpu");
+    r.refused("linux-x86_64-cuda12.6", &["390.157"]);
+}
+
+#[test]
+fn pascal_and_blackwell_serve_the_blackwell_and_say_so() {
+    let r = nvml("580.95.05", "13000", &format!("{GTX1080TI};{RTX5090}"), &[]);
+    assert_eq!(r.selected(), "linux-x86_64-cuda13.0");
+    assert!(
+        r.warnings().contains("CUDA_VISIBLE_DEVICES=GPU-5090"),
+        "{}",
+        r.warnings()
+    );
+    assert_eq!(
+        r.hardware()["nvidia"]["gpus"].as_array().map(Vec::len),
+        Some(2)
+    );
+}
+
+#[test]
+fn cuda_visible_devices_is_honoured() {
+    let r = nvml(
+        "580.95.05",
+        "13000",
+        H100,
+        &[("CUDA_VISIBLE_DEVICES", "-1")],
+    );
+    assert_eq!(r.selected(), "linux-x86_64-cpu");
+    assert_eq!(r.hardware()["cuda_visible_devices"], "-1");
+    assert!(
+        r.hardware()["hints"]
+            .to_string()
+            .contains("CUDA_VISIBLE_DEVICES")
+    );
+    let r = nvml("580.95.05", "13000", H100, &[("CUDA_VISIBLE_DEVICES", "")]);
+    assert_eq!(r.selected(), "linux-x86_64-cpu");
+    let both = format!("{GTX1080TI};{RTX5090}");
+    let r = nvml(
+        "580.95.05",
+        "13000",
+        &both,
+        &[("CUDA_VISIBLE_DEVICES", "GPU-5090")],
+    );
+    assert_eq!(r.selected(), "linux-x86_64-cuda13.0");
+    assert!(
+        !r.warnings().contains("CUDA_VISIBLE_DEVICES="),
+        "already narrowed"
+    );
+}
+
+#[test]
+fn unreadable_compute_capability_gets_the_cpu() {
+    let r = nvml("570.124.04", "12080", "Mystery GPU,?,?,GPU-x", &[]);
+    assert_eq!(
+        r.hardware()["nvidia"]["gpus"][0]["compute_capability"],
+        Value::Null
+    );
+    assert_eq!(r.selected(), "linux-x86_64-cpu");
+    r.refused("linux-x86_64-cuda12.8", &["could not be read"]);
+}
+
+fn smi(script: &str, more: &[(&str, &str)]) -> Run {
+    let path = hw_fixture("nvidia-smi")
+        .join(script)
+        .to_string_lossy()
+        .into_owned();
+    let mut envs = vec![("PEFT_NVIDIA_SMI", path.as_str())];
+    envs.extend_from_slice(more);
+    let r = detect(&envs, &["--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r
+}
+
+#[test]
+fn nvml_failure_falls_back_to_nvidia_smi() {
+    let lib = stub().to_string_lossy().into_owned();
+    let r = smi(
+        "one-gpu",
+        &[("PEFT_NVML_LIBRARY", &lib), ("FAKE_NVML_FAIL", "9")],
+    );
+    let hw = r.hardware();
+    assert_eq!(hw["nvidia"]["source"], "nvidia-smi");
+    assert_eq!(hw["nvidia"]["driver"], "535.104.05");
+    assert_eq!(hw["nvidia"]["cuda"], "12.2");
+    assert_eq!(hw["nvidia"]["gpus"][0]["compute_capability"], "8.6");
+    assert!(
+        hw["tried"][0]
+            .as_str()
+            .is_some_and(|t| t.starts_with("nvml: "))
+    );
+    assert_eq!(r.selected(), "linux-x86_64-cuda12.6");
+}
+
+#[test]
+fn nvidia_smi_with_many_gpus_reads_every_line() {
+    let r = smi("many-gpus", &[]);
+    let gpus = r.hardware()["nvidia"]["gpus"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(gpus.len(), 8);
+    assert_eq!(gpus[7]["index"], 7);
+    assert_eq!(r.selected(), "linux-x86_64-cuda13.0");
+}
+
+#[test]
+fn nvidia_smi_of_an_old_driver_without_compute_cap() {
+    let r = smi("old-driver", &[]);
+    assert_eq!(r.hardware()["nvidia"]["driver"], "390.157");
+    assert_eq!(r.selected(), "linux-x86_64-cpu");
+}
+
+#[test]
+fn nvidia_smi_garbage_or_failure_is_not_a_gpu() {
+    let r = smi("garbage", &[]);
+    assert_eq!(r.hardware()["nvidia"], Value::Null);
+    assert!(
+        r.hardware()["tried"]
+            .to_string()
+            .contains("unexpected line")
+    );
+    assert_eq!(r.selected(), "linux-x86_64-cpu");
+    let r = smi("exit-9", &[]);
+    assert!(r.hardware()["tried"].to_string().contains("exited with 9"));
+    assert_eq!(r.selected(), "linux-x86_64-cpu");
+}
+
+fn tree(name: &str, more: &[(&str, &str)]) -> Run {
+    let root = hw_fixture(name);
+    let sys = root.join("sys").to_string_lossy().into_owned();
+    let proc = root.join("proc").to_string_lossy().into_owned();
+    let rocm = root.join("rocm").to_string_lossy().into_owned();
+    let mut envs = vec![
+        ("PEFT_SYSFS_ROOT", sys.as_str()),
+        ("PEFT_PROCFS_ROOT", proc.as_str()),
+        ("ROCM_PATH", rocm.as_str()),
+    ];
+    envs.extend_from_slice(more);
+    let r = detect(&envs, &["--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r
+}
+
+#[test]
+fn nvidia_on_pci_without_a_driver_gets_the_cpu_and_the_hint() {
+    let smi9 = hw_fixture("nvidia-smi/exit-9")
+        .to_string_lossy()
+        .into_owned();
+    let r = tree("pci-no-driver", &[("PEFT_NVIDIA_SMI", &smi9)]);
+    let hw = r.hardware();
+    assert_eq!(hw["nvidia"], Value::Null);
+    let pci = hw["nvidia_pci"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        pci.len(),
+        1,
+        "only the display-class NVIDIA function: {pci:?}"
+    );
+    assert_eq!(pci[0]["device"], "0x2204");
+    assert_eq!(hw["ram_bytes"], 32768000u64 * 1024);
+    let hints = hw["hints"].to_string();
+    assert!(
+        hints.contains("install or update the NVIDIA driver"),
+        "{hints}"
+    );
+    assert_eq!(r.selected(), "linux-x86_64-cpu");
+    r.refused(
+        "linux-x86_64-cuda12.6",
+        &["PCI bus", "install or update the NVIDIA driver"],
+    );
+    // People see the hint too.
+    let root = hw_fixture("pci-no-driver");
+    let human = detect(
+        &[
+            ("PEFT_SYSFS_ROOT", &root.join("sys").to_string_lossy()),
+            ("PEFT_PROCFS_ROOT", &root.join("proc").to_string_lossy()),
+        ],
+        &[],
+    );
+    assert!(
+        human
+            .stderr
+            .contains("hint: An NVIDIA GPU is on the PCI bus"),
+        "{}",
+        human.stderr
+    );
+}
+
+#[test]
+fn driver_seen_only_in_proc_gets_the_cpu_and_says_why() {
+    let r = tree("procfs-driver", &[]);
+    let nv = &r.hardware()["nvidia"];
+    assert_eq!(nv["source"], "procfs");
+    assert_eq!(nv["driver"], "570.86.15");
+    assert_eq!(nv["gpus"][0]["name"], "NVIDIA GeForce RTX 3090");
+    assert_eq!(
+        nv["gpus"][0]["uuid"],
+        "GPU-9a3f2c1e-0000-4000-8000-000000003090"
+    );
+    assert!(
+        r.hardware()["hints"]
+            .to_string()
+            .contains("neither NVML nor nvidia-smi")
+    );
+    assert_eq!(r.selected(), "linux-x86_64-cpu");
+    let r = tree("sysfs-driver", &[]);
+    assert_eq!(r.hardware()["nvidia"]["driver"], "550.54.14");
+}
+
+#[test]
+fn amd_gpus_are_recorded_from_the_kfd_topology() {
+    let r = tree("amd-rocm", &[]);
+    let amd = &r.hardware()["amd"];
+    assert_eq!(amd["kfd"], true);
+    assert_eq!(amd["rocm"], "6.2.4");
+    assert_eq!(
+        amd["gpus"].as_array().map(Vec::len),
+        Some(1),
+        "the CPU node is not a GPU"
+    );
+    assert_eq!(amd["gpus"][0]["gfx"], "gfx1100");
+    assert_eq!(amd["gpus"][0]["memory_bytes"], 25753026560u64);
+    // The catalogue offers no ROCm build yet.
+    assert_eq!(r.selected(), "linux-x86_64-cpu");
+}
+
+#[test]
+fn a_forced_variant_wins_with_a_warning() {
+    let r = detect(
+        &[("PEFT_BACKEND_VARIANT", "linux-x86_64-cuda13.0")],
+        &["--json"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.selected(), "linux-x86_64-cuda13.0");
+    assert!(
+        r.warnings().contains("was forced but does not fit"),
+        "{}",
+        r.warnings()
+    );
+    let r = detect(&[], &["--json", "--variant", "linux-x86_64-cuda12.8"]);
+    assert_eq!(r.selected(), "linux-x86_64-cuda12.8");
+    let r = detect(&[], &["--json", "--variant", "linux-x86_64-rocm9"]);
+    assert_eq!(r.code, 5);
+    assert_eq!(r.one("error")["exit_code"], 5);
+}
+
+#[test]
+fn a_driver_library_mismatch_asks_for_a_reboot() {
+    let r = nvml("580.95.05", "13000", H100, &[("FAKE_NVML_FAIL", "18")]);
+    assert_eq!(r.hardware()["nvidia"], Value::Null);
+    assert!(
+        r.hardware()["hints"].to_string().contains("reboot"),
+        "{}",
+        r.hardware()
+    );
+    assert_eq!(r.selected(), "linux-x86_64-cpu");
+}
