@@ -120,3 +120,19 @@ def test_self_check_full_checks_data_files(monkeypatch, capsys):
     assert cli.self_check() == 1
     report = json.loads(capsys.readouterr().out)
     assert [m["error"] for m in report["missing"]] == ["data file peft_engine/no/such/file.txt is missing"]
+
+
+def test_tree_stats_records_inner_symlinks_and_refuses_escaping_ones(tmp_path):
+    import os
+    bb = load_build_bundle()
+    root = tmp_path / "peft_engine"
+    (root / "_internal" / "nvidia").mkdir(parents=True)
+    (root / "_internal" / "nvidia" / "libx.so").write_bytes(b"12345")
+    (root / "peft_engine").write_bytes(b"exe")
+    os.symlink("nvidia/libx.so", root / "_internal" / "libx.so")
+    files, size, links = bb.tree_stats(str(root))
+    assert (files, size) == (2, 8)
+    assert links == [{"path": "_internal/libx.so", "target": "nvidia/libx.so"}]
+    os.symlink("../../outside", root / "_internal" / "evil")
+    with pytest.raises(bb.BuildError, match="symlink leaving it"):
+        bb.tree_stats(str(root))
