@@ -136,3 +136,28 @@ def test_tree_stats_records_inner_symlinks_and_refuses_escaping_ones(tmp_path):
     os.symlink("../../outside", root / "_internal" / "evil")
     with pytest.raises(bb.BuildError, match="symlink leaving it"):
         bb.tree_stats(str(root))
+
+
+def _fake_python(tmp_path, version, shared, plat="linux"):
+    script = tmp_path / "python-fake"
+    facts = {"version": version, "shared": shared, "framework": False, "platform": plat, "executable": str(script)}
+    import json
+    script.write_text(f"#!/bin/sh\necho '{json.dumps(facts)}'\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uses a shell script as a fake Python")
+def test_build_bundle_refuses_old_python(tmp_path):
+    bb = load_build_bundle()
+    with pytest.raises(bb.BuildError, match=r"is 3\.9\.18; the engine needs Python >= 3\.10") as err:
+        bb.check_python(_fake_python(tmp_path, [3, 9, 18], True))
+    assert err.value.status == 2
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uses a shell script as a fake Python")
+def test_build_bundle_refuses_python_without_shared_libpython(tmp_path):
+    bb = load_build_bundle()
+    with pytest.raises(bb.BuildError, match="has no shared libpython.*--enable-shared"):
+        bb.check_python(_fake_python(tmp_path, [3, 11, 7], False))
+    assert bb.check_python(_fake_python(tmp_path, [3, 11, 7], True))["shared"] is True
