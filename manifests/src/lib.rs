@@ -25,6 +25,8 @@ pub mod variants;
 
 #[cfg(test)]
 mod sample;
+#[cfg(test)]
+mod schema_tests;
 
 pub use digest::{ParseDigestError, Sha256, Sha256Hasher};
 pub use dotted::{Dotted, ParseDottedError};
