@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+#[cfg(any(target_os = "linux", target_os = "windows"))]
 use nvml_wrapper::Nvml;
+#[cfg(any(target_os = "linux", target_os = "windows"))]
 use peft_manifest::hardware::cuda_from_int;
 use peft_manifest::{Dotted, Gpu, GpuSource, Nvidia};
 
@@ -49,6 +51,7 @@ pub fn probe(cfg: &Config, tried: &mut Vec<String>) -> Option<Nvidia> {
     None
 }
 
+#[cfg(any(target_os = "linux", target_os = "windows"))]
 fn nvml_candidates(cfg: &Config) -> Vec<PathBuf> {
     if let Some(p) = &cfg.nvml_library {
         return vec![p.clone()];
@@ -72,6 +75,12 @@ fn nvml_candidates(cfg: &Config) -> Vec<PathBuf> {
     names.iter().map(PathBuf::from).collect()
 }
 
+#[cfg(not(any(target_os = "linux", target_os = "windows")))]
+fn nvml(_cfg: &Config) -> Result<Nvidia, String> {
+    Err("NVML is not used on this OS".into())
+}
+
+#[cfg(any(target_os = "linux", target_os = "windows"))]
 fn nvml(cfg: &Config) -> Result<Nvidia, String> {
     let mut errors: Vec<String> = Vec::new();
     for path in nvml_candidates(cfg) {
@@ -91,6 +100,7 @@ fn nvml(cfg: &Config) -> Result<Nvidia, String> {
     })
 }
 
+#[cfg(any(target_os = "linux", target_os = "windows"))]
 fn read_nvml(n: &Nvml, path: &Path) -> Result<Nvidia, String> {
     let raw = n
         .sys_driver_version()
