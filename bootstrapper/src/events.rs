@@ -166,7 +166,7 @@ impl Reporter for JsonReporter {
 /// Bars on a terminal, plain lines otherwise, all on stderr.
 pub struct HumanReporter {
     tty: bool,
-    bar: Mutex<Option<(Phase, ProgressBar)>>,
+    bar: Mutex<Option<(Phase, ProgressBar, Instant)>>,
 }
 
 impl std::fmt::Debug for HumanReporter {
@@ -192,16 +192,34 @@ impl HumanReporter {
         }
     }
 
-    fn finish_bar(slot: &mut Option<(Phase, ProgressBar)>) {
-        if let Some((_, bar)) = slot.take() {
+    fn finish_bar(&self, slot: &mut Option<(Phase, ProgressBar, Instant)>) {
+        if let Some((phase, bar, start)) = slot.take() {
             bar.finish_and_clear();
+            if !self.tty && bar.position() >= bar.length().unwrap_or(0) {
+                let secs = start.elapsed().as_secs_f64().max(0.001);
+                let rate = human_bytes((bar.position() as f64 / secs) as u64);
+                eprintln!(
+                    "{} {} in {secs:.1} s ({rate}/s)",
+                    Self::done_label(phase),
+                    human_bytes(bar.position())
+                );
+            }
+        }
+    }
+
+    fn done_label(phase: Phase) -> &'static str {
+        match phase {
+            Phase::Download => "Downloaded",
+            Phase::Verify => "Verified",
+            Phase::Patch => "Patched",
+            Phase::Extract => "Installed",
         }
     }
 
     fn line(&self, text: String) {
         let slot = self.bar.lock().ok();
         match slot.as_ref().and_then(|s| s.as_ref()) {
-            Some((_, bar)) => bar.println(text),
+            Some((_, bar, _)) => bar.println(text),
             None => eprintln!("{text}"),
         }
     }
@@ -220,8 +238,8 @@ impl Reporter for HumanReporter {
                 let Ok(mut slot) = self.bar.lock() else {
                     return;
                 };
-                if slot.as_ref().is_some_and(|(p, _)| *p != phase) {
-                    Self::finish_bar(&mut slot);
+                if slot.as_ref().is_some_and(|(p, _, _)| *p != phase) {
+                    self.finish_bar(&mut slot);
                 }
                 if slot.is_none() {
                     if !self.tty {
@@ -238,14 +256,14 @@ impl Reporter for HumanReporter {
                         bar.set_style(style.progress_chars("=> "));
                     }
                     bar.set_message(Self::phase_label(phase));
-                    *slot = Some((phase, bar));
+                    *slot = Some((phase, bar, Instant::now()));
                 }
-                if let Some((_, bar)) = slot.as_ref() {
+                if let Some((_, bar, _)) = slot.as_ref() {
                     bar.set_length(total);
                     bar.set_position(done);
                 }
                 if done >= total {
-                    Self::finish_bar(&mut slot);
+                    self.finish_bar(&mut slot);
                 }
             }
             Event::Hardware(v) => {
@@ -286,7 +304,7 @@ impl Reporter for HumanReporter {
             }
             Event::Error { message, hint, .. } => {
                 if let Ok(mut slot) = self.bar.lock() {
-                    Self::finish_bar(&mut slot);
+                    self.finish_bar(&mut slot);
                 }
                 eprintln!("error: {message}");
                 if let Some(h) = hint {

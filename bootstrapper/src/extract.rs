@@ -162,7 +162,10 @@ pub fn extract(
         sync_dir(d);
     }
     sync_dir(dest);
-    reporter.progress(Phase::Extract, total, total);
+    if total == 0 {
+        // Empty files only: the loop reported nothing, so close the phase here.
+        reporter.progress(Phase::Extract, 0, 0);
+    }
     Ok(())
 }
 
