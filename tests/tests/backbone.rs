@@ -607,3 +607,97 @@ fn minisign_cli_interop() {
     let out = w.run("ensure", &server.url(), "cache-b", &[]);
     assert_eq!(exit(&out), 4);
 }
+
+#[test]
+fn installs_from_a_file_url() {
+    let w = World::new();
+    let input = w.pack("1.0.0", 16, MIB);
+    w.publish(&[]);
+    let url = format!(
+        "file://{}/channels/stable/manifest.json",
+        w.repo().display()
+    );
+    let out = w.run("ensure", &url, "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    assert_installed_equals(&ready_dir(&events(&out)), &input);
+}
+
+#[test]
+fn two_instances_never_write_at_once() {
+    let w = World::new();
+    let input = w.pack("1.0.0", 17, 4 * MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    server.faults(|f| f.stall_after = Some(MIB as u64));
+    let spawn = || {
+        bootstrap()
+            .env("PEFT_READ_TIMEOUT", "2")
+            .args([
+                "ensure",
+                "--json",
+                "--manifest-url",
+                &server.url(),
+                "--trusted-key",
+                &w.s("keys/release.pub"),
+            ])
+            .args(["--cache-dir", &w.s("cache")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let first = spawn();
+    let start = Instant::now();
+    while server.blob_bytes() < MIB as u64 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the first download never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The first instance holds the lock and is stuck mid-download; the second must wait.
+    let second = spawn();
+    std::thread::sleep(Duration::from_millis(500));
+    server.faults(|f| f.stall_after = None);
+    let (a, b) = (
+        first.wait_with_output().expect("first"),
+        second.wait_with_output().expect("second"),
+    );
+    assert_eq!(
+        (exit(&a), exit(&b)),
+        (0, 0),
+        "{}\n{}",
+        stderr(&a),
+        stderr(&b)
+    );
+    let (ea, eb) = (events(&a), events(&b));
+    assert_eq!(event(&ea, "ready").expect("ready")["source"], "network");
+    assert_eq!(event(&eb, "ready").expect("ready")["source"], "cache");
+    let waited = eb.iter().any(|e| {
+        e["event"] == "warning"
+            && e["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("waiting for another")
+    });
+    assert!(waited, "the second instance says it waits: {eb:?}");
+    assert_eq!(ready_dir(&ea), ready_dir(&eb));
+    assert_installed_equals(&ready_dir(&ea), &input);
+    let archive = std::fs::read_dir(w.path("repo/blobs/sha256"))
+        .expect("ls")
+        .flatten()
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    let index_bytes: u64 = server
+        .log()
+        .iter()
+        .filter(|l| l.path.starts_with("blobs/") && l.body_bytes < 100_000)
+        .map(|l| l.body_bytes)
+        .sum();
+    assert_eq!(
+        server.blob_bytes() - index_bytes,
+        archive,
+        "the archive crossed the network exactly once"
+    );
+}
