@@ -22,11 +22,12 @@ mkdir -p "$work"
 for n in 1 2; do
   echo "check_reproducible: build $n of $profile/$variant" >&2
   "$backend/build-bundle" --variant "$variant" --profile "$profile" --out "$work/b$n" >&2
-  (cd "$work/b$n" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) > "$work/b$n.sha256"
+  (cd "$work/b$n" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum \
+     && find . -type l -printf 'symlink %p -> %l\n' | LC_ALL=C sort) > "$work/b$n.sha256"
 done
-count=$(wc -l < "$work/b1.sha256")
+count=$(wc -l < "$work/b1.sha256")  # files and symlinks
 if ! diff -u "$work/b1.sha256" "$work/b2.sha256" >&2; then
   echo "check_reproducible: FAIL: the two builds differ (lists in $work)" >&2
   exit 1
 fi
-echo "check_reproducible: OK: $count files byte-identical across two builds" >&2
+echo "check_reproducible: OK: $count files and links byte-identical across two builds" >&2

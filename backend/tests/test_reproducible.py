@@ -14,4 +14,4 @@ SCRIPT = Path(__file__).with_name("check_reproducible.sh")
 def test_core_bundle_is_reproducible():
     proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-6000:]
-    assert "byte-identical" in proc.stderr
+    assert "byte-identical across two builds" in proc.stderr
