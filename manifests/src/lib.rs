@@ -13,6 +13,7 @@
 //! - [`trust`]: minisign verification against built-in or given public keys;
 //! - [`variants`]: the variant catalogue (`manifests/variants.json`) used by `pack`.
 
+pub mod delta;
 mod digest;
 mod dotted;
 pub mod hardware;

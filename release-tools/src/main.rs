@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use peft_release::pack::{PackArgs, pack};
-use peft_release::publish::{PublishArgs, parse_duration, publish};
+use peft_release::offline::{OfflineArgs, offline};
+use peft_release::publish::{BootstrapperInput, PublishArgs, parse_bootstrapper, parse_duration, publish};
 use peft_release::{ReleaseError, keys, verify};
 use semver::{Version, VersionReq};
 
@@ -49,6 +50,9 @@ enum Command {
         /// Release notes.
         #[arg(long)]
         notes: Option<String>,
+        /// Make deltas from this many earlier releases of the variant in the repository.
+        #[arg(long, value_name = "K", default_value_t = 3)]
+        deltas: usize,
     },
     /// Sign and write the channel manifest with everything packed since the last publish.
     Publish {
@@ -71,6 +75,30 @@ enum Command {
         /// How many releases the manifest keeps.
         #[arg(long, default_value_t = 10)]
         keep: usize,
+        /// A peft-bootstrap build to list for self-update (repeatable), e.g.
+        /// linux-x86_64=target/release/peft-bootstrap.
+        #[arg(long = "bootstrapper", value_name = "OS-ARCH=PATH", value_parser = parse_bootstrapper)]
+        bootstrapper: Vec<BootstrapperInput>,
+        /// The version of those builds, when they cannot run here to say it.
+        #[arg(long, value_name = "SEMVER")]
+        bootstrapper_version: Option<Version>,
+    },
+    /// Make a folder for machines without internet: the channel's signed manifest and
+    /// the chosen variants' archives, installable with `peft-bootstrap ensure --offline-dir`.
+    Offline {
+        #[arg(long, value_name = "REPO")]
+        repo: PathBuf,
+        #[arg(long, value_name = "C")]
+        channel: String,
+        /// The folder to write (created; a USB stick or share).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// A variant to include (repeatable); all of the channel's when none is named.
+        #[arg(long = "variant", value_name = "ID")]
+        variants: Vec<String>,
+        /// Every kept release of each variant, not only the newest.
+        #[arg(long)]
+        all_releases: bool,
     },
     /// Check the signature, structure and every blob of a channel.
     Verify {
@@ -113,6 +141,7 @@ fn run(cli: Cli) -> Result<(), ReleaseError> {
             variants,
             ui_compat,
             notes,
+            deltas,
         } => {
             let p = pack(&PackArgs {
                 repo,
@@ -123,6 +152,7 @@ fn run(cli: Cli) -> Result<(), ReleaseError> {
                 variants_file: variants,
                 ui_compat,
                 notes,
+                deltas,
             })?;
             let v = &p.pending.variant;
             eprintln!(
@@ -135,6 +165,14 @@ fn run(cli: Cli) -> Result<(), ReleaseError> {
                 v.archive.sha256,
                 v.index.sha256
             );
+            for d in &v.deltas {
+                eprintln!(
+                    "delta from {}: {} bytes ({:.2}% of the archive)",
+                    d.from,
+                    d.size,
+                    100.0 * d.size as f64 / v.archive.size as f64
+                );
+            }
             eprintln!("recorded {} for the next publish", p.record.display());
         }
         Command::Publish {
@@ -145,6 +183,8 @@ fn run(cli: Cli) -> Result<(), ReleaseError> {
             min_bootstrapper,
             mirrors,
             keep,
+            bootstrapper,
+            bootstrapper_version,
         } => {
             let mirrors = (!mirrors.is_empty()).then_some(mirrors);
             let m = publish(&PublishArgs {
@@ -155,6 +195,8 @@ fn run(cli: Cli) -> Result<(), ReleaseError> {
                 min_bootstrapper,
                 mirrors,
                 keep,
+                bootstrapper,
+                bootstrapper_version,
             })?;
             let versions: Vec<String> = m.releases.iter().map(|r| r.version.to_string()).collect();
             eprintln!(
@@ -163,6 +205,31 @@ fn run(cli: Cli) -> Result<(), ReleaseError> {
                 m.serial,
                 versions.join(", "),
                 m.expires_at
+            );
+        }
+        Command::Offline {
+            repo,
+            channel,
+            out,
+            variants,
+            all_releases,
+        } => {
+            let r = offline(&OfflineArgs {
+                repo,
+                channel,
+                out: out.clone(),
+                variants,
+                all_releases,
+            })?;
+            let installs: Vec<String> = r.installs.iter().map(|(v, ver)| format!("{v} {ver}")).collect();
+            eprintln!(
+                "wrote {}: {} serial {}, {} ({} blobs, {} bytes); see its README.txt",
+                out.display(),
+                r.manifest.channel,
+                r.manifest.serial,
+                installs.join(", "),
+                r.blobs.len(),
+                r.bytes
             );
         }
         Command::Verify {

@@ -10,9 +10,11 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use std::collections::{BTreeMap, HashMap};
+
 use peft_manifest::{
-    Blob, FileEntry, FileIndex, IndexRef, Release, Sha256Hasher, Variant, VariantCatalog,
-    check_entry_path, validate_index,
+    Blob, Delta, FileEntry, FileIndex, IndexRef, Manifest, Release, Sha256Hasher, Variant,
+    VariantCatalog, check_entry_path, validate_index,
 };
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
@@ -55,6 +57,8 @@ pub struct PackArgs {
     pub variants_file: Option<PathBuf>,
     pub ui_compat: VersionReq,
     pub notes: Option<String>,
+    /// Make deltas from this many earlier releases of the variant (0: none).
+    pub deltas: usize,
 }
 
 /// What `pack` made.
@@ -199,6 +203,37 @@ pub fn pack(args: &PackArgs) -> Result<Packed> {
     }
     let archive = repo.adopt(&tmp)?;
     let index_blob: Blob = repo.put_bytes(&index.to_json())?;
+    let sources: HashMap<String, PathBuf> = found
+        .iter()
+        .map(|f| (f.rel.clone(), f.path.clone()))
+        .collect();
+    let mut deltas = Vec::new();
+    for (version, base_variant) in earlier_releases(&repo, &def.id, &args.version)?
+        .into_iter()
+        .take(args.deltas)
+    {
+        let base_archive = repo.blob_path(&base_variant.archive.sha256);
+        if !base_archive.is_file() {
+            continue;
+        }
+        let base_index = crate::delta::load_index(&repo, &base_variant.index.blob())?;
+        let blob = crate::delta::make(
+            &repo,
+            &crate::delta::Base {
+                index: &base_index,
+                archive: base_archive,
+            },
+            &index,
+            &sources,
+        )?;
+        if blob.size < archive.size {
+            deltas.push(Delta {
+                from: version,
+                sha256: blob.sha256,
+                size: blob.size,
+            });
+        }
+    }
     let variant = Variant {
         id: def.id.clone(),
         os: def.os,
@@ -215,7 +250,7 @@ pub fn pack(args: &PackArgs) -> Result<Packed> {
             files: index.files.len() as u64,
             unpacked_size: index.unpacked_size(),
         },
-        deltas: Vec::new(),
+        deltas,
     };
     let pending = PendingRelease {
         version: args.version.clone(),
@@ -287,4 +322,48 @@ fn write_zip(dest: &Path, found: &[Found], entry: &str) -> Result<Vec<FileEntry>
     file.sync_all()
         .map_err(|e| ReleaseError::io("writing", dest, e))?;
     Ok(entries)
+}
+
+/// Earlier releases of `variant` in the repository (published on any channel, or
+/// pending), newest first.
+fn earlier_releases(
+    repo: &Repo,
+    variant: &str,
+    before: &Version,
+) -> Result<Vec<(Version, Variant)>> {
+    let mut found: BTreeMap<Version, Variant> = BTreeMap::new();
+    let channels = repo.root().join("channels");
+    for dir in std::fs::read_dir(&channels)
+        .map_err(|e| ReleaseError::io("listing", &channels, e))?
+        .flatten()
+    {
+        let p = dir.path().join("manifest.json");
+        if let Ok(bytes) = std::fs::read(&p) {
+            let m = Manifest::from_json(&bytes)
+                .map_err(|e| ReleaseError::Integrity(format!("{}: {e}", p.display())))?;
+            for r in m.releases {
+                if let Some(v) = r.variants.into_iter().find(|v| v.id == variant) {
+                    found.insert(r.version, v);
+                }
+            }
+        }
+    }
+    let pending = repo.pending();
+    for e in std::fs::read_dir(&pending)
+        .map_err(|e| ReleaseError::io("listing", &pending, e))?
+        .flatten()
+    {
+        if let Ok(rec) = std::fs::read(e.path())
+            .map_err(|_| ())
+            .and_then(|b| serde_json::from_slice::<PendingRelease>(&b).map_err(|_| ()))
+            && rec.variant.id == variant
+        {
+            found.insert(rec.version, rec.variant);
+        }
+    }
+    Ok(found
+        .into_iter()
+        .rev()
+        .filter(|(v, _)| v < before)
+        .collect())
 }

@@ -7,11 +7,16 @@
 //! repository with its size. The signature is written before the manifest, each
 //! through a temporary file and a rename, so a reader sees either the old pair or,
 //! for the instant between the two renames, a pair it refuses and fetches again.
+//!
+//! `--bootstrapper os-arch=PATH` stores a build of `peft-bootstrap` as a blob and
+//! lists it in the manifest's `bootstrapper` (replacing that os/arch's entry), with
+//! the version the build prints for `--version` or `--bootstrapper-version`; builds
+//! not named carry over from the previous manifest.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use peft_manifest::{Blob, Manifest, SCHEMA, validate};
+use peft_manifest::{Arch, Blob, BootstrapperBuild, Manifest, Os, SCHEMA, validate};
 use semver::Version;
 use time::OffsetDateTime;
 
@@ -30,6 +35,82 @@ pub struct PublishArgs {
     pub min_bootstrapper: Option<Version>,
     pub mirrors: Option<Vec<String>>,
     pub keep: usize,
+    /// Bootstrapper builds to list (`--bootstrapper os-arch=PATH`).
+    pub bootstrapper: Vec<BootstrapperInput>,
+    /// Their version, instead of asking each build's `--version`.
+    pub bootstrapper_version: Option<Version>,
+}
+
+/// A build of `peft-bootstrap` for one os/arch: `--bootstrapper linux-x86_64=PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapperInput {
+    pub os: Os,
+    pub arch: Arch,
+    pub path: PathBuf,
+}
+
+/// Parses `--bootstrapper OS-ARCH=PATH` (e.g. `linux-x86_64=target/release/peft-bootstrap`).
+pub fn parse_bootstrapper(s: &str) -> Result<BootstrapperInput, String> {
+    let usage = || format!("{s:?} is not OS-ARCH=PATH, e.g. linux-x86_64=target/release/peft-bootstrap");
+    let (platform, path) = s.split_once('=').ok_or_else(usage)?;
+    let (os, arch) = platform.split_once('-').ok_or_else(usage)?;
+    let word = |w: &str| serde_json::Value::String(w.to_string());
+    let os: Os = serde_json::from_value(word(os)).map_err(|_| usage())?;
+    let arch: Arch = serde_json::from_value(word(arch)).map_err(|_| usage())?;
+    if os == Os::Unknown || arch == Arch::Unknown || path.is_empty() {
+        return Err(format!(
+            "{s:?}: the platform must be one of linux, windows, macos and x86_64, arm64"
+        ));
+    }
+    Ok(BootstrapperInput {
+        os,
+        arch,
+        path: PathBuf::from(path),
+    })
+}
+
+/// The version a build reports for `--version` (`peft-bootstrap 1.2.3`).
+fn build_version(path: &Path) -> Result<Version> {
+    let hint = "pass --bootstrapper-version for a build that cannot run here";
+    let out = std::process::Command::new(path)
+        .arg("--version")
+        .output()
+        .map_err(|e| ReleaseError::Usage(format!("cannot run {} --version ({e}); {hint}", path.display())))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .last()
+        .and_then(|w| Version::parse(w.trim_start_matches('v')).ok())
+        .filter(|_| out.status.success())
+        .ok_or_else(|| {
+            ReleaseError::Usage(format!(
+                "{} --version printed {:?}, not a version; {hint}",
+                path.display(),
+                text.trim()
+            ))
+        })
+}
+
+/// Stores the named builds as blobs and lists them in `m`.
+fn list_bootstrappers(repo: &Repo, m: &mut Manifest, args: &PublishArgs) -> Result<()> {
+    for b in &args.bootstrapper {
+        let version = match &args.bootstrapper_version {
+            Some(v) => v.clone(),
+            None => build_version(&b.path)?,
+        };
+        let bytes = std::fs::read(&b.path).map_err(|e| ReleaseError::io("reading", &b.path, e))?;
+        let blob = repo.put_bytes(&bytes)?;
+        m.bootstrapper.retain(|x| (x.os, x.arch) != (b.os, b.arch));
+        m.bootstrapper.push(BootstrapperBuild {
+            os: b.os,
+            arch: b.arch,
+            version,
+            sha256: blob.sha256,
+            size: blob.size,
+        });
+    }
+    m.bootstrapper
+        .sort_by(|a, b| (a.os.as_str(), a.arch.as_str()).cmp(&(b.os.as_str(), b.arch.as_str())));
+    Ok(())
 }
 
 /// Parses `--expires-in`: a number of days, or a number with `s`, `m`, `h` or `d`.
@@ -151,6 +232,7 @@ pub fn publish(args: &PublishArgs) -> Result<Manifest> {
         m.mirrors = mirrors.clone();
     }
     merge(&mut m, &pending)?;
+    list_bootstrappers(&repo, &mut m, args)?;
     m.releases.truncate(args.keep.max(1));
     let mut problems: Vec<String> = validate(&m).iter().map(ToString::to_string).collect();
     for r in &m.releases {
@@ -160,6 +242,20 @@ pub fn publish(args: &PublishArgs) -> Result<Manifest> {
                     problems.push(format!("{} {} {what}: {p}", v.id, r.version));
                 }
             }
+        }
+    }
+    for b in &m.bootstrapper {
+        let blob = Blob {
+            sha256: b.sha256,
+            size: b.size,
+        };
+        if let Some(p) = missing_blob(&repo, &blob) {
+            problems.push(format!(
+                "peft-bootstrap {} for {}-{}: {p}",
+                b.version,
+                b.os.as_str(),
+                b.arch.as_str()
+            ));
         }
     }
     if !problems.is_empty() {
@@ -212,5 +308,18 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("3w").is_err());
         assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn bootstrapper_flags() {
+        let b = parse_bootstrapper("macos-arm64=dist/peft-bootstrap").expect("ok");
+        assert_eq!((b.os, b.arch), (Os::Macos, Arch::Arm64));
+        assert_eq!(b.path, PathBuf::from("dist/peft-bootstrap"));
+        let b = parse_bootstrapper("windows-x86_64=C:/a=b.exe").expect("ok");
+        assert_eq!(b.path, PathBuf::from("C:/a=b.exe"));
+        assert!(parse_bootstrapper("linux=x").is_err());
+        assert!(parse_bootstrapper("beos-x86_64=x").is_err());
+        assert!(parse_bootstrapper("linux-x86_64=").is_err());
+        assert!(parse_bootstrapper("linux-x86_64").is_err());
     }
 }

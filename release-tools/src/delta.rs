@@ -1,0 +1,207 @@
+//! Making deltas between two builds of a variant (the container format and the
+//! rules are in `peft_manifest::delta`).
+//!
+//! For every target file the base lacks by content: the zstd-compressed whole file,
+//! or, when the base has a file at the same path, a zstd patch that uses the base
+//! file as a reference prefix with long-distance matching and a window covering both
+//! files; whichever is smaller. Files over [`PATCH_LIMIT`] are sent whole (zstd
+//! references must stay under 2 GB).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use peft_manifest::delta::{DeltaEntry, DeltaHeader, DeltaKind, MAGIC, needs};
+use peft_manifest::{Blob, FileIndex};
+
+use crate::error::{ReleaseError, Result};
+use crate::layout::Repo;
+
+/// The largest base or target file patched; larger ones are sent whole.
+pub const PATCH_LIMIT: u64 = (1 << 31) - (64 << 20);
+/// Files up to this size get the strongest level; larger ones a faster one (the
+/// long-distance matcher finds what they share with their base either way).
+const STRONG_LIMIT: u64 = 16 << 20;
+
+/// The zstd level for a file of `size` bytes.
+pub fn level_for(size: u64) -> i32 {
+    if size <= STRONG_LIMIT { 19 } else { 9 }
+}
+
+/// The window log that lets a patch reach back over the whole reference.
+pub fn window_log(reference: u64, target: u64) -> u32 {
+    let span = (reference + target).max(1);
+    (64 - (span - 1).leading_zeros()).clamp(20, 31)
+}
+
+/// `target` compressed alone.
+pub fn compress_whole(target: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut enc = zstd::stream::Encoder::new(Vec::new(), level_for(target.len() as u64))?;
+    enc.long_distance_matching(true)?;
+    enc.window_log(window_log(0, target.len() as u64).max(27))?;
+    enc.include_checksum(true)?;
+    enc.write_all(target)?;
+    enc.finish()
+}
+
+/// `target` compressed against `reference` (zstd patch-from).
+pub fn compress_patch(reference: &[u8], target: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut enc = zstd::stream::Encoder::with_ref_prefix(
+        Vec::new(),
+        level_for(target.len() as u64),
+        reference,
+    )?;
+    enc.long_distance_matching(true)?;
+    enc.window_log(window_log(reference.len() as u64, target.len() as u64))?;
+    enc.include_checksum(true)?;
+    enc.write_all(target)?;
+    enc.finish()
+}
+
+/// What `pack` knows about a base release of the same variant.
+#[derive(Debug)]
+pub struct Base<'a> {
+    pub index: &'a FileIndex,
+    pub archive: PathBuf,
+}
+
+/// Writes the delta from `base` to `target` into the repository and returns its blob.
+/// `files` maps each target path to the file to read it from.
+pub fn make(
+    repo: &Repo,
+    base: &Base<'_>,
+    target: &FileIndex,
+    files: &HashMap<String, PathBuf>,
+) -> Result<Blob> {
+    let zerr = |e: zip::result::ZipError| {
+        ReleaseError::io("reading", &base.archive, std::io::Error::other(e))
+    };
+    let mut base_zip = zip::ZipArchive::new(
+        File::open(&base.archive).map_err(|e| ReleaseError::io("opening", &base.archive, e))?,
+    )
+    .map_err(zerr)?;
+    let payload_path = repo.temp_path("delta-payload");
+    let payload_file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&payload_path)
+        .map_err(|e| ReleaseError::io("creating", &payload_path, e))?;
+    let mut payload = BufWriter::new(payload_file);
+    let mut entries = Vec::new();
+    let mut offset = 0u64;
+    for f in needs(base.index, target) {
+        let src = files
+            .get(&f.path)
+            .ok_or_else(|| ReleaseError::Usage(format!("{} is not in the input", f.path)))?;
+        let data = std::fs::read(src).map_err(|e| ReleaseError::io("reading", src, e))?;
+        let whole = compress_whole(&data).map_err(|e| ReleaseError::io("compressing", src, e))?;
+        let mut chosen = (DeltaKind::Whole, None, whole);
+        if let Some(b) = base.index.get(&f.path)
+            && b.size <= PATCH_LIMIT
+            && f.size <= PATCH_LIMIT
+        {
+            let mut reference = Vec::with_capacity(b.size as usize);
+            base_zip
+                .by_name(&b.path)
+                .map_err(zerr)?
+                .read_to_end(&mut reference)
+                .map_err(|e| ReleaseError::io("reading", &base.archive, e))?;
+            let patch = compress_patch(&reference, &data)
+                .map_err(|e| ReleaseError::io("compressing", src, e))?;
+            if patch.len() < chosen.2.len() {
+                chosen = (DeltaKind::ZstdPatch, Some(b.path.clone()), patch);
+            }
+        }
+        let (kind, base_path, bytes) = chosen;
+        payload
+            .write_all(&bytes)
+            .map_err(|e| ReleaseError::io("writing", &payload_path, e))?;
+        entries.push(DeltaEntry {
+            path: f.path.clone(),
+            kind,
+            base: base_path,
+            offset,
+            len: bytes.len() as u64,
+            size: f.size,
+            sha256: f.sha256,
+        });
+        offset += bytes.len() as u64;
+    }
+    let mut payload = payload
+        .into_inner()
+        .map_err(|e| ReleaseError::io("writing", &payload_path, e.into_error()))?;
+    let header = DeltaHeader {
+        schema: peft_manifest::SCHEMA,
+        variant: target.variant.clone(),
+        from: base.index.version.clone(),
+        to: target.version.clone(),
+        entries,
+    };
+    let json = serde_json::to_vec(&header).map_err(|e| ReleaseError::Usage(e.to_string()))?;
+    let out_path = repo.temp_path("delta");
+    let result = (|| -> std::io::Result<()> {
+        let mut out = BufWriter::new(File::create(&out_path)?);
+        out.write_all(MAGIC)?;
+        out.write_all(&(json.len() as u64).to_le_bytes())?;
+        out.write_all(&json)?;
+        payload.seek(SeekFrom::Start(0))?;
+        std::io::copy(&mut payload, &mut out)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    })();
+    let _ = std::fs::remove_file(&payload_path);
+    result.map_err(|e| ReleaseError::io("writing", &out_path, e))?;
+    repo.adopt(&out_path)
+}
+
+/// Reads a release's index from the repository.
+pub fn load_index(repo: &Repo, blob: &Blob) -> Result<FileIndex> {
+    let bytes = repo.read_blob(blob)?;
+    FileIndex::from_json(&bytes)
+        .map_err(|e| ReleaseError::Integrity(format!("index {}: {e}", blob.sha256)))
+}
+
+/// Whether a path exists (for bases whose archive was pruned from the repository).
+pub fn present(p: &Path) -> bool {
+    p.is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_patch_of_a_small_change_is_tiny_and_decodes() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let base: Vec<u8> = (0..4_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
+        let mut target = base.clone();
+        for b in &mut target[1_000_000..1_065_536] {
+            *b ^= 0x5a;
+        }
+        let patch = compress_patch(&base, &target).expect("patch");
+        assert!(patch.len() < 80_000, "{} bytes", patch.len());
+        let mut dec = zstd::stream::Decoder::with_ref_prefix(&patch[..], &base).expect("decoder");
+        dec.window_log_max(31).expect("wlog");
+        let mut out = Vec::new();
+        dec.read_to_end(&mut out).expect("decode");
+        assert_eq!(out, target);
+        let whole = compress_whole(&target).expect("whole");
+        assert!(whole.len() > 3_000_000, "noise does not compress");
+    }
+
+    #[test]
+    fn window_covers_reference_and_target() {
+        assert_eq!(window_log(100 << 20, 100 << 20), 28);
+        assert_eq!(window_log(0, 10), 20);
+        assert_eq!(window_log(3 << 30, 1), 31);
+    }
+}
