@@ -8,7 +8,7 @@ use crate::env;
 
 /// Installs and updates the PEFT Studio backend that fits this machine.
 #[derive(Debug, Parser)]
-#[command(name = "peft-bootstrap", version, about, long_about = None, propagate_version = true)]
+#[command(name = "peft-bootstrap", version = crate::self_update::VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -26,6 +26,8 @@ pub enum Command {
     Status(OutputArgs),
     /// Re-hash the current install's files against its signed index.
     Verify(OutputArgs),
+    /// Replace this binary with the newer signed build the manifest lists.
+    SelfUpdate(SelfUpdateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -33,6 +35,17 @@ pub struct OutputArgs {
     /// One JSON event per line on stdout, nothing else.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `self-update`'s flags.
+#[derive(Debug, Args)]
+pub struct SelfUpdateArgs {
+    /// One JSON event per line on stdout, nothing else.
+    #[arg(long)]
+    pub json: bool,
+    /// Only say whether a newer build is available; replace nothing.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// The settings every command shares; each has an environment variable.

@@ -14,6 +14,7 @@ use crate::error::{Error, Result, human_bytes};
 use crate::events::{Event, Reporter, Source};
 use crate::fetch::{Fetcher, Root, hash_file};
 use crate::install::{Target, executable, install};
+use crate::offline::Shelf;
 use crate::probe::{self, BadVariants};
 use crate::repo::accept_manifest;
 use crate::settings::Settings;
@@ -224,14 +225,22 @@ pub async fn ensure(s: &Settings, reporter: &dyn Reporter) -> Result<PathBuf> {
     let limit = probe::probe_timeout();
     // Each failed probe removes one candidate, so this ends.
     let attempts: usize = m.releases.iter().map(|r| r.variants.len()).sum::<usize>() + 1;
+    let shelf = Shelf::for_settings(s);
     for _ in 0..attempts {
-        let out = select_excluding(
-            &m,
-            &hw.hardware,
-            s.ui_version.as_ref(),
-            &s.choice,
-            &bad_reason(&bad, &hw),
-        );
+        let out = {
+            let probed = bad_reason(&bad, &hw);
+            let mut out = select_excluding(
+                &m,
+                &hw.hardware,
+                s.ui_version.as_ref(),
+                &s.choice,
+                &|r, v| probed(r, v).or_else(|| shelf.as_ref()?.missing(v)),
+            );
+            if let Some(shelf) = &shelf {
+                shelf.review(&m, &hw.hardware, s, &probed, &mut out, reporter)?;
+            }
+            out
+        };
         emit_selection(reporter, &out, false, None);
         let Some(sel) = &out.selected else {
             return Err(no_variant(&m, s, &out, &hw));
@@ -343,14 +352,20 @@ pub async fn detect(s: &Settings, reporter: &dyn Reporter) -> Result<()> {
     let m = accept_manifest(&Fetcher::new()?, &root, s, &cache, &lock, reporter).await?;
     drop(lock);
     let bad = BadVariants::load(cache.root());
-    let out = select_excluding(
+    let (probed, shelf) = (bad_reason(&bad, &hw), Shelf::for_settings(s));
+    let mut out = select_excluding(
         &m,
         &hw.hardware,
         s.ui_version.as_ref(),
         &s.choice,
-        &bad_reason(&bad, &hw),
+        &|r, v| probed(r, v).or_else(|| shelf.as_ref()?.missing(v)),
     );
+    let reviewed = match &shelf {
+        Some(shelf) => shelf.review(&m, &hw.hardware, s, &probed, &mut out, reporter),
+        None => Ok(()),
+    };
     emit_selection(reporter, &out, true, None);
+    reviewed?;
     match out.selected {
         Some(_) => Ok(()),
         None => Err(no_variant(&m, s, &out, &hw)),

@@ -7,7 +7,8 @@
 //! (hardware probes), [`fetch`] (HTTP and local sources, resume, retries),
 //! [`repo`] (manifest acceptance), [`extract`] (zip checks), [`install`] (the
 //! transaction), [`cache`] (layout, lock, atomic files), [`events`] (JSON lines and
-//! progress bars), [`error`] (exit codes and hints).
+//! progress bars), [`error`] (exit codes and hints), [`offline`] (offline folders:
+//! discovery, what they hold), [`self_update`](mod@self_update) (replacing this binary).
 
 pub mod cache;
 pub mod cli;
@@ -19,8 +20,10 @@ pub mod events;
 pub mod extract;
 pub mod fetch;
 pub mod install;
+pub mod offline;
 pub mod probe;
 pub mod repo;
+pub mod self_update;
 pub mod settings;
 
 pub use error::{Error, Result};

@@ -7,7 +7,7 @@ use peft_bootstrap::cli::{Cli, Command};
 use peft_bootstrap::commands;
 use peft_bootstrap::events::{self, Event};
 use peft_bootstrap::settings::Settings;
-use peft_bootstrap::{Error, env};
+use peft_bootstrap::{Error, env, self_update};
 
 fn main() -> ExitCode {
     let json = std::env::args().any(|a| a == "--json");
@@ -41,6 +41,12 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // The command replaced this binary first (min_bootstrapper): run it again.
+            if let Some(exe) = self_update::updated_exe()
+                && let Some(code) = self_update::reexec(exe)
+            {
+                return ExitCode::from(code);
+            }
             reporter.emit(Event::Error {
                 code: e.code().into(),
                 message: e.to_string(),
@@ -73,5 +79,10 @@ fn run(cli: Cli, reporter: &dyn events::Reporter, json: bool) -> Result<(), Erro
         Command::Detect(_) => rt.block_on(commands::detect(&settings, reporter)),
         Command::Status(_) => commands::status(&settings, json),
         Command::Verify(_) => commands::verify(&settings, json),
+        Command::SelfUpdate(a) => {
+            let outcome = rt.block_on(self_update::run(&settings, reporter, a.check))?;
+            self_update::report(&outcome, json);
+            Ok(())
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! Accepting a channel manifest: signature first, then parse, validate, channel,
-//! rollback (serial) and expiry checks, then the serial is remembered.
+//! rollback (serial) and expiry checks, then the serial is remembered; last, the
+//! manifest's `min_bootstrapper` against this binary.
 
 use peft_manifest::{Manifest, validate};
-use semver::Version;
 use time::OffsetDateTime;
 
 use crate::cache::{Cache, CacheLock, ChannelState};
@@ -15,8 +15,27 @@ use crate::settings::Settings;
 pub const MAX_MANIFEST: u64 = 4 << 20;
 const MAX_SIGNATURE: u64 = 64 << 10;
 
-/// Fetches, verifies and accepts the channel manifest from `root`.
+/// Fetches, verifies and accepts the channel manifest from `root`. When its
+/// `min_bootstrapper` is above this binary, the bootstrapper is updated first
+/// (online) or the error says how (offline): see [`crate::self_update::too_old`].
 pub async fn accept_manifest(
+    fetcher: &Fetcher,
+    root: &Root,
+    s: &Settings,
+    cache: &Cache,
+    lock: &CacheLock,
+    reporter: &dyn Reporter,
+) -> Result<Manifest> {
+    let m = accept_signed(fetcher, root, s, cache, lock, reporter).await?;
+    if m.min_bootstrapper > crate::self_update::version() {
+        return Err(crate::self_update::too_old(fetcher, root, &m, s, cache, reporter).await);
+    }
+    Ok(m)
+}
+
+/// [`accept_manifest`] without the `min_bootstrapper` check: what `self-update`
+/// reads, since a newer bootstrapper is exactly what it is after.
+pub async fn accept_signed(
     fetcher: &Fetcher,
     root: &Root,
     s: &Settings,
@@ -107,16 +126,6 @@ pub async fn accept_manifest(
                 "the repository has not been republished; the installed backend is unchanged",
             ));
         }
-    }
-    let ours = Version::parse(env!("CARGO_PKG_VERSION")).unwrap_or_else(|_| Version::new(0, 0, 0));
-    if m.min_bootstrapper > ours {
-        return Err(Error::NoVariant {
-            message: format!(
-                "this repository needs peft-bootstrap {} or later; this is {ours}",
-                m.min_bootstrapper
-            ),
-            hint: Some("update PEFT Studio to get a newer bootstrapper".into()),
-        });
     }
     if m.serial > highest {
         let published_at = m

@@ -66,12 +66,17 @@ impl Settings {
                 )
             }
             (None, Some(url)) if !url.trim().is_empty() => (Some(locate(url, &channel)?), false),
-            _ => (
-                option_env!("PEFT_DEFAULT_MANIFEST_URL")
-                    .map(|u| locate(u, &channel))
-                    .transpose()?,
-                false,
-            ),
+            // Nothing named: a `peft-backend-bundles/` folder beside the app wins over
+            // the built-in repository (docs/OFFLINE.md).
+            _ => match crate::offline::discover() {
+                Some(dir) => (Some(Root::Dir(dir)), true),
+                None => (
+                    option_env!("PEFT_DEFAULT_MANIFEST_URL")
+                        .map(|u| locate(u, &channel))
+                        .transpose()?,
+                    false,
+                ),
+            },
         };
         let keys = match &a.trusted_key {
             None => TrustedKeys::builtin(),

@@ -4,9 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use peft_release::pack::{PackArgs, pack};
 use peft_release::offline::{OfflineArgs, offline};
-use peft_release::publish::{BootstrapperInput, PublishArgs, parse_bootstrapper, parse_duration, publish};
+use peft_release::pack::{PackArgs, pack};
+use peft_release::publish::{
+    BootstrapperInput, PublishArgs, parse_bootstrapper, parse_duration, publish,
+};
 use peft_release::{ReleaseError, keys, verify};
 use semver::{Version, VersionReq};
 
@@ -221,7 +223,11 @@ fn run(cli: Cli) -> Result<(), ReleaseError> {
                 variants,
                 all_releases,
             })?;
-            let installs: Vec<String> = r.installs.iter().map(|(v, ver)| format!("{v} {ver}")).collect();
+            let installs: Vec<String> = r
+                .installs
+                .iter()
+                .map(|(v, ver)| format!("{v} {ver}"))
+                .collect();
             eprintln!(
                 "wrote {}: {} serial {}, {} ({} blobs, {} bytes); see its README.txt",
                 out.display(),

@@ -46,9 +46,11 @@ pub struct OfflineReport {
     pub manifest: Manifest,
     pub blobs: Vec<Chosen>,
     pub bytes: u64,
-    /// `(variant, version)` pairs the folder can install.
-    pub installs: Vec<(String, String)>,
+    pub installs: Installs,
 }
+
+/// `(variant, version)` pairs a folder can install.
+pub type Installs = Vec<(String, String)>;
 
 /// The blobs the folder needs (pure): archive and index of each chosen variant (newest
 /// release holding it, or all), and every bootstrapper build.
@@ -56,7 +58,7 @@ pub fn choose(
     m: &Manifest,
     variants: &[String],
     all_releases: bool,
-) -> Result<(Vec<Chosen>, Vec<(String, String)>)> {
+) -> Result<(Vec<Chosen>, Installs)> {
     let known: Vec<&str> = {
         let mut ids: Vec<&str> = m
             .releases
@@ -272,7 +274,7 @@ pub fn readme(r: &OfflineReport, channel: &str) -> String {
          to copy from the release repository into blobs/sha256/. To update the\n\
          bootstrapper itself from here: peft-bootstrap self-update --offline-dir <this folder>.\n\n\
          Do not edit or rename files here: a changed byte makes the install refuse it.\n\
-         Channel manifest: channels/{channel}/manifest.json ({} files, {} bytes of blobs).\n",
+         Channel manifest: channels/{channel}/manifest.json; {} blobs, {} bytes.\n",
         r.blobs.len(),
         r.bytes
     ));

@@ -51,7 +51,8 @@ pub struct BootstrapperInput {
 
 /// Parses `--bootstrapper OS-ARCH=PATH` (e.g. `linux-x86_64=target/release/peft-bootstrap`).
 pub fn parse_bootstrapper(s: &str) -> Result<BootstrapperInput, String> {
-    let usage = || format!("{s:?} is not OS-ARCH=PATH, e.g. linux-x86_64=target/release/peft-bootstrap");
+    let usage =
+        || format!("{s:?} is not OS-ARCH=PATH, e.g. linux-x86_64=target/release/peft-bootstrap");
     let (platform, path) = s.split_once('=').ok_or_else(usage)?;
     let (os, arch) = platform.split_once('-').ok_or_else(usage)?;
     let word = |w: &str| serde_json::Value::String(w.to_string());
@@ -75,7 +76,12 @@ fn build_version(path: &Path) -> Result<Version> {
     let out = std::process::Command::new(path)
         .arg("--version")
         .output()
-        .map_err(|e| ReleaseError::Usage(format!("cannot run {} --version ({e}); {hint}", path.display())))?;
+        .map_err(|e| {
+            ReleaseError::Usage(format!(
+                "cannot run {} --version ({e}); {hint}",
+                path.display()
+            ))
+        })?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace()
         .last()

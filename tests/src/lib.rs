@@ -5,6 +5,7 @@
 //! them first: `cargo build --workspace --bins` (the test script does).
 
 pub mod nginx;
+pub mod selfbuild;
 pub mod server;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,303 @@
+//! Offline folders: a release repository on a USB stick or a share, made by
+//! `peft-release offline` (CONTRACT §6), read with `--offline-dir` /
+//! `PEFT_OFFLINE_DIR` or found beside the app.
+//!
+//! The folder holds the channel's signed manifest byte for byte and the blobs of
+//! some variants only. Everything is checked as online (signature, serial, size,
+//! SHA-256); an expired manifest is accepted with a warning ([`crate::repo`]).
+//! Selection sees only the variants whose blobs are in the folder: [`Shelf`] is a
+//! predicate handed to the pure `select_excluding`; when the build that fits this
+//! machine best is not in the folder, the error or warning names the files to fetch.
+//!
+//! Discovery ([`discover`]): with neither `--offline-dir` nor `--manifest-url` (nor
+//! their variables) set, a folder named [`FOLDER_NAME`] beside the running
+//! executable, beside its parent folder, or beside a macOS `.app` bundle holding it
+//! is used as the offline folder. An explicit manifest URL always wins, so a
+//! stick left in a machine never hides a configured repository.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use peft_manifest::select::{Outcome, select_excluding};
+use peft_manifest::{Blob, BootstrapperBuild, Hardware, Manifest, Release, Variant};
+
+use crate::error::{Error, Result, human_bytes};
+use crate::events::Reporter;
+use crate::fetch::Root;
+use crate::settings::Settings;
+
+/// The name of an offline folder found by [`discover`].
+pub const FOLDER_NAME: &str = "peft-backend-bundles";
+
+/// Where [`discover`] looks, nearest first, for the executable at `exe` (pure).
+pub fn candidates(exe: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dir = exe.parent();
+    // Beside the binary, beside its folder (e.g. Electron's resources/), and one
+    // more level up (e.g. <app>/resources/bin/).
+    for _ in 0..3 {
+        let Some(d) = dir else { break };
+        out.push(d.join(FOLDER_NAME));
+        dir = d.parent();
+    }
+    // A macOS bundle: beside `PEFT Studio.app` (on the disk image or the stick).
+    if let Some(app) = exe
+        .ancestors()
+        .find(|a| a.extension().is_some_and(|e| e == "app"))
+        && let Some(parent) = app.parent()
+    {
+        let p = parent.join(FOLDER_NAME);
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Whether `dir` looks like a release repository (it has `channels/`).
+pub fn is_repository(dir: &Path) -> bool {
+    dir.join("channels").is_dir()
+}
+
+/// The offline folder beside the running executable, if there is one.
+pub fn discover() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    let found = candidates(&exe).into_iter().find(|d| is_repository(d));
+    if let Some(d) = &found {
+        tracing::info!(
+            "using the offline folder {} found beside the app",
+            d.display()
+        );
+    }
+    found
+}
+
+/// The blobs an offline folder holds, by hex digest, with their sizes.
+#[derive(Debug, Clone)]
+pub struct Shelf {
+    dir: PathBuf,
+    present: HashMap<String, u64>,
+}
+
+/// Marks reasons of ours inside a verdict, which `select_excluding` words as a
+/// failed probe.
+const NOT_HERE: &str = "not in the offline folder";
+
+impl Shelf {
+    /// The shelf of the settings' offline folder; `None` when not offline.
+    pub fn for_settings(s: &Settings) -> Option<Shelf> {
+        match (&s.repo, s.offline) {
+            (Some(Root::Dir(d)), true) => Some(Shelf::scan(d)),
+            _ => None,
+        }
+    }
+
+    /// Lists `dir/blobs/sha256/`. Sizes only: every byte is hashed when copied.
+    pub fn scan(dir: &Path) -> Shelf {
+        let mut present = HashMap::new();
+        if let Ok(rd) = std::fs::read_dir(dir.join("blobs").join("sha256")) {
+            for e in rd.flatten() {
+                if let (Some(name), Ok(meta)) = (e.file_name().to_str(), e.metadata())
+                    && meta.is_file()
+                {
+                    present.insert(name.to_string(), meta.len());
+                }
+            }
+        }
+        Shelf {
+            dir: dir.to_path_buf(),
+            present,
+        }
+    }
+
+    /// A shelf holding exactly `blobs` (for tests).
+    pub fn of(dir: &Path, blobs: &[Blob]) -> Shelf {
+        Shelf {
+            dir: dir.to_path_buf(),
+            present: blobs.iter().map(|b| (b.sha256.hex(), b.size)).collect(),
+        }
+    }
+
+    pub fn has(&self, b: &Blob) -> bool {
+        self.present.get(&b.sha256.hex()) == Some(&b.size)
+    }
+
+    /// The blobs of `v` this folder lacks.
+    pub fn lacking(&self, v: &Variant) -> Vec<Blob> {
+        [v.archive.clone(), v.index.blob()]
+            .into_iter()
+            .filter(|b| !self.has(b))
+            .collect()
+    }
+
+    /// Why `v` cannot be installed from this folder, or `None` when it can: the
+    /// predicate for `select_excluding`.
+    pub fn missing(&self, v: &Variant) -> Option<String> {
+        let lacking = self.lacking(v);
+        (!lacking.is_empty()).then(|| format!("{NOT_HERE}: fetch {}", files(&lacking)))
+    }
+
+    /// After selecting among the variants present (`out`): the verdicts read as
+    /// they should; when nothing present fits, the error names the build this
+    /// machine needs and its files; when something present fits but a better build
+    /// is missing, a warning says what to fetch for it.
+    pub fn review(
+        &self,
+        m: &Manifest,
+        hw: &Hardware,
+        s: &Settings,
+        bad: &dyn Fn(&Release, &Variant) -> Option<String>,
+        out: &mut Outcome<'_>,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        for v in &mut out.verdicts {
+            if let Some(i) = v.reason.find(NOT_HERE) {
+                v.reason = v.reason[i..].to_string();
+            }
+        }
+        let best = select_excluding(m, hw, s.ui_version.as_ref(), &s.choice, bad);
+        let Some(want) = best.selected else {
+            return Ok(());
+        };
+        let lacking = self.lacking(want.variant);
+        if lacking.is_empty() {
+            return Ok(());
+        }
+        let fetch = format!(
+            "copy {} from the release repository into {}, or make the folder again with `peft-release offline --variant {}`",
+            files(&lacking),
+            self.dir.display(),
+            want.variant.id
+        );
+        match &out.selected {
+            None => Err(Error::NoVariant {
+                message: format!(
+                    "the offline folder {} does not hold {} {}, the build for this machine",
+                    self.dir.display(),
+                    want.variant.id,
+                    want.release.version
+                ),
+                hint: Some(fetch),
+            }),
+            Some(got) => {
+                reporter.warn(format!(
+                    "the offline folder does not hold {} {}, the best build for this machine; installing {} {} from it instead. For the better build, {fetch}",
+                    want.variant.id, want.release.version, got.variant.id, got.release.version
+                ));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `blobs/sha256/<hex> (12.3 MB) and ...`
+fn files(blobs: &[Blob]) -> String {
+    let list: Vec<String> = blobs
+        .iter()
+        .map(|b| format!("{} ({})", b.path(), human_bytes(b.size)))
+        .collect();
+    list.join(" and ")
+}
+
+/// The error for an offline folder whose manifest needs a newer bootstrapper than
+/// this one: where the newer build is, or which file to fetch.
+pub fn too_old_offline(root: &Root, build: &BootstrapperBuild, message: String) -> Error {
+    let dir = match root {
+        Root::Dir(d) => d.clone(),
+        Root::Http(u) => PathBuf::from(u.as_str()),
+    };
+    let blob = Blob {
+        sha256: build.sha256,
+        size: build.size,
+    };
+    let path = dir.join(blob.path());
+    let hint = if Shelf::scan(&dir).has(&blob) {
+        format!(
+            "the folder holds peft-bootstrap {} at {}: run `peft-bootstrap self-update --offline-dir {}`, then this command again",
+            build.version,
+            path.display(),
+            dir.display()
+        )
+    } else {
+        format!(
+            "copy {} (peft-bootstrap {}, {}) from the release repository into {}, run `peft-bootstrap self-update --offline-dir {}`, then this command again",
+            blob.path(),
+            build.version,
+            human_bytes(build.size),
+            dir.display(),
+            dir.display()
+        )
+    };
+    Error::NoVariant {
+        message,
+        hint: Some(hint),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peft_manifest::Sha256;
+
+    fn variant() -> Variant {
+        let (a, i) = (Sha256::of(b"archive"), Sha256::of(b"index"));
+        serde_json::from_value(serde_json::json!({
+            "id": "linux-x86_64-cpu", "os": "linux", "arch": "x86_64", "accelerator": "cpu",
+            "priority": 10, "entry": "peft_engine/peft_engine",
+            "archive": {"sha256": a.hex(), "size": 5_000_000},
+            "index": {"sha256": i.hex(), "size": 3_000, "files": 3, "unpacked_size": 9_000_000},
+        }))
+        .expect("a variant")
+    }
+
+    #[test]
+    fn candidates_are_beside_the_binary_and_the_app() {
+        let c = candidates(Path::new(
+            "/Volumes/PEFT/PEFT Studio.app/Contents/MacOS/peft-bootstrap",
+        ));
+        assert_eq!(
+            c.first(),
+            Some(&PathBuf::from(
+                "/Volumes/PEFT/PEFT Studio.app/Contents/MacOS/peft-backend-bundles"
+            ))
+        );
+        assert!(c.contains(&PathBuf::from("/Volumes/PEFT/peft-backend-bundles")));
+        let c = candidates(Path::new("/opt/PEFT Studio/resources/bin/peft-bootstrap"));
+        assert_eq!(
+            c,
+            vec![
+                PathBuf::from("/opt/PEFT Studio/resources/bin/peft-backend-bundles"),
+                PathBuf::from("/opt/PEFT Studio/resources/peft-backend-bundles"),
+                PathBuf::from("/opt/PEFT Studio/peft-backend-bundles"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_variant_is_missing_until_both_its_blobs_are_present() {
+        let v = &variant();
+        let dir = Path::new("/stick");
+        let none = Shelf::of(dir, &[]);
+        let why = none.missing(v).expect("missing");
+        assert!(why.starts_with(NOT_HERE), "{why}");
+        assert!(why.contains(&v.archive.path()) && why.contains(&v.index.blob().path()));
+        let half = Shelf::of(dir, std::slice::from_ref(&v.archive));
+        let why = half.missing(v).expect("index missing");
+        assert!(!why.contains(&v.archive.path()), "{why}");
+        let wrong_size = Blob {
+            size: v.index.size + 1,
+            ..v.index.blob()
+        };
+        assert!(
+            Shelf::of(dir, &[v.archive.clone(), wrong_size])
+                .missing(v)
+                .is_some()
+        );
+        assert!(
+            Shelf::of(dir, &[v.archive.clone(), v.index.blob()])
+                .missing(v)
+                .is_none()
+        );
+    }
+}
