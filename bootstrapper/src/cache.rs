@@ -4,6 +4,7 @@
 //! ```text
 //! versions/<version>-<variant>/   complete, verified installs; never modified in place
 //! current.json                    which one is current; replaced atomically
+//! pending.json                    an install `update` staged for the next `ensure`
 //! state.json                      highest accepted manifest serial per channel
 //! downloads/                      partial downloads, resumed by later runs
 //! staging/                        unpacking in progress; never read as an install
@@ -44,11 +45,21 @@ pub struct Current {
     pub previous: Option<String>,
 }
 
+/// `pending.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    dir: String,
+}
+
 /// `state.json`: what this cache has accepted from each channel.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelState>,
+    /// Installs (`<version>-<variant>`) rolled back on this machine, with why; never
+    /// chosen again (a newer release is).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rejected: BTreeMap<String, String>,
 }
 
 /// The highest manifest accepted from one channel.
@@ -157,6 +168,42 @@ impl Cache {
         Ok(cur.filter(|c| self.versions().join(&c.dir).join(INSTALL_RECORD).is_file()))
     }
 
+    /// Takes the writer lock only if it is free right now.
+    pub fn try_lock(&self) -> Result<Option<CacheLock>> {
+        match self.lock(Duration::ZERO, &|_| {}) {
+            Ok(l) => Ok(Some(l)),
+            Err(Error::Busy { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The install `update` staged for the next `ensure`, if complete.
+    pub fn pending(&self) -> Result<Option<String>> {
+        let p: Option<Pending> = read_json(&self.root.join("pending.json"))?;
+        Ok(p.map(|p| p.dir)
+            .filter(|d| self.versions().join(d).join(INSTALL_RECORD).is_file()))
+    }
+
+    /// Stages `dir` for the next `ensure`.
+    pub fn set_pending(&self, dir: &str, _lock: &CacheLock) -> Result<()> {
+        write_json_atomic(
+            &self.root.join("pending.json"),
+            &Pending {
+                dir: dir.to_string(),
+            },
+        )
+    }
+
+    /// Forgets the staged install.
+    pub fn clear_pending(&self, _lock: &CacheLock) -> Result<()> {
+        let p = self.root.join("pending.json");
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::storage("removing", &p, e)),
+        }
+    }
+
     /// Makes `cur` current (atomically).
     pub fn set_current(&self, cur: &Current, _lock: &CacheLock) -> Result<()> {
         write_json_atomic(&self.root.join("current.json"), cur)
@@ -203,7 +250,8 @@ fn read_owner(path: &Path) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-fn dir_size(p: &Path) -> u64 {
+/// Total bytes of the files under `p`.
+pub fn dir_size(p: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(p) else {
         return 0;
     };

@@ -26,8 +26,42 @@ pub enum Command {
     Status(OutputArgs),
     /// Re-hash the current install's files against its signed index.
     Verify(OutputArgs),
+    /// Fetch and stage a newer compatible backend (by delta when possible); the next
+    /// `ensure` makes it current.
+    Update(UpdateArgs),
+    /// Make the previous install current again and never choose the current one again.
+    Rollback(RollbackArgs),
+    /// Delete old installs and stale downloads (keeps the current and previous ones).
+    Gc(GcArgs),
     /// Replace this binary with the newer signed build the manifest lists.
     SelfUpdate(SelfUpdateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Only say whether an update exists and how many bytes it needs.
+    #[arg(long)]
+    pub check: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Why (recorded; e.g. "health check failed").
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// How many installs to keep (the current, previous and staged ones always stay).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub keep: usize,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use peft_manifest::{Choice, Manifest, Release, Variant, VariantCatalog};
 use semver::VersionReq;
 use serde_json::json;
 
-use crate::cache::{Cache, CacheLock, Current, InstallRecord};
+use crate::cache::{Cache, CacheLock, Current, InstallRecord, State};
 use crate::detect::{self, Detected};
 use crate::error::{Error, Result, human_bytes};
 use crate::events::{Event, Reporter, Source};
@@ -19,7 +19,7 @@ use crate::probe::{self, BadVariants};
 use crate::repo::accept_manifest;
 use crate::settings::Settings;
 
-fn ready(
+pub(crate) fn ready(
     reporter: &dyn Reporter,
     cache: &Cache,
     dir: &str,
@@ -39,7 +39,7 @@ fn ready(
 }
 
 /// Whether an installed record may serve this request without the network.
-fn usable(rec: &InstallRecord, s: &Settings) -> bool {
+pub(crate) fn usable(rec: &InstallRecord, s: &Settings) -> bool {
     let ui_ok = match &s.ui_version {
         None => true,
         Some(ui) => rec
@@ -56,7 +56,12 @@ fn usable(rec: &InstallRecord, s: &Settings) -> bool {
 
 /// Emits the verdicts (for `detect`) and the selection; `label` replaces the
 /// release version when judging the variant catalogue.
-fn emit_selection(reporter: &dyn Reporter, out: &Outcome<'_>, verdicts: bool, label: Option<&str>) {
+pub(crate) fn emit_selection(
+    reporter: &dyn Reporter,
+    out: &Outcome<'_>,
+    verdicts: bool,
+    label: Option<&str>,
+) {
     let version = |v: &semver::Version| label.map(String::from).unwrap_or_else(|| v.to_string());
     if verdicts {
         for v in &out.verdicts {
@@ -87,12 +92,12 @@ fn emit_selection(reporter: &dyn Reporter, out: &Outcome<'_>, verdicts: bool, la
 }
 
 /// Detection with this command's settings (free space measured at the cache).
-fn detect_here(s: &Settings) -> Detected {
+pub(crate) fn detect_here(s: &Settings) -> Detected {
     detect::detect(&detect::Config::from_env(Some(&s.cache_dir)))
 }
 
 /// The hardware event; people also get one line per GPU and per hint.
-fn emit_hardware(reporter: &dyn Reporter, hw: &Detected, lines: bool) {
+pub(crate) fn emit_hardware(reporter: &dyn Reporter, hw: &Detected, lines: bool) {
     reporter.emit(Event::Hardware(hw.to_json()));
     // The reporter prints only os-arch for people; stdout stays JSON-only either way.
     if lines && !std::env::args().any(|a| a == "--json") {
@@ -103,14 +108,23 @@ fn emit_hardware(reporter: &dyn Reporter, hw: &Detected, lines: bool) {
 }
 
 /// The variants whose probe failed on this machine, as `select_excluding` wants them.
-fn bad_reason<'a>(
+pub(crate) fn bad_reason<'a>(
     bad: &'a BadVariants,
+    state: &'a State,
     hw: &'a Detected,
 ) -> impl Fn(&Release, &Variant) -> Option<String> + 'a {
-    move |r, v| bad.reason(&hw.hardware, &r.version.to_string(), &v.id)
+    move |r, v| {
+        let version = r.version.to_string();
+        bad.reason(&hw.hardware, &version, &v.id).or_else(|| {
+            let name = Cache::install_name(&version, &v.id);
+            state.rejected.get(&name).map(|why| {
+                format!("rolled back on this machine ({why}); waiting for a newer release")
+            })
+        })
+    }
 }
 
-fn no_variant(m: &Manifest, s: &Settings, out: &Outcome<'_>, hw: &Detected) -> Error {
+pub(crate) fn no_variant(m: &Manifest, s: &Settings, out: &Outcome<'_>, hw: &Detected) -> Error {
     let mut message = match &s.choice {
         Choice::Forced(id) => format!(
             "no compatible release of channel {:?} has the variant {id}",
@@ -142,14 +156,14 @@ fn no_variant(m: &Manifest, s: &Settings, out: &Outcome<'_>, hw: &Detected) -> E
     }
 }
 
-struct Ctx<'a> {
-    s: &'a Settings,
-    cache: Cache,
-    reporter: &'a dyn Reporter,
+pub(crate) struct Ctx<'a> {
+    pub(crate) s: &'a Settings,
+    pub(crate) cache: Cache,
+    pub(crate) reporter: &'a dyn Reporter,
 }
 
 impl Ctx<'_> {
-    fn lock(&self) -> Result<CacheLock> {
+    pub(crate) fn lock(&self) -> Result<CacheLock> {
         let reporter = self.reporter;
         self.cache.lock(self.s.lock_timeout, &|owner| {
             reporter.warn(format!(
@@ -159,7 +173,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn switch(&self, lock: &CacheLock, dir: &str, rec: &InstallRecord) -> Result<()> {
+    pub(crate) fn switch(&self, lock: &CacheLock, dir: &str, rec: &InstallRecord) -> Result<()> {
         let old = self.cache.current()?;
         if old.as_ref().is_some_and(|c| c.dir == dir) {
             return Ok(());
@@ -197,6 +211,18 @@ pub async fn ensure(s: &Settings, reporter: &dyn Reporter) -> Result<PathBuf> {
         cache: Cache::open(&s.cache_dir)?,
         reporter,
     };
+    // An update staged by `update` becomes current now, before the engine starts;
+    // if another instance is busy with the cache, it waits for the next start.
+    if let Some(pending) = ctx.cache.pending()?
+        && let Some(lock) = ctx.cache.try_lock()?
+    {
+        if let Some(rec) = ctx.cache.record(&pending)?
+            && usable(&rec, s)
+        {
+            ctx.switch(&lock, &pending, &rec)?;
+        }
+        ctx.cache.clear_pending(&lock)?;
+    }
     if let Some(cur) = ctx.cache.current()?
         && let Some(rec) = ctx.cache.record(&cur.dir)?
         && usable(&rec, s)
@@ -208,13 +234,13 @@ pub async fn ensure(s: &Settings, reporter: &dyn Reporter) -> Result<PathBuf> {
     emit_hardware(reporter, &hw, false);
     let root = match s.require_repo() {
         Ok(r) => r.clone(),
-        Err(e) => return fallback_or(&ctx, e),
+        Err(e) => return fallback_or(&ctx, e, None),
     };
     let fetcher = Fetcher::new()?;
     let lock = ctx.lock()?;
     let m = match accept_manifest(&fetcher, &root, s, &ctx.cache, &lock, reporter).await {
         Ok(m) => m,
-        Err(e @ Error::Network { .. }) => return fallback_or(&ctx, e),
+        Err(e @ Error::Network { .. }) => return fallback_or(&ctx, e, Some(&lock)),
         Err(e) => return Err(e),
     };
     let mut roots = vec![root.clone()];
@@ -222,13 +248,14 @@ pub async fn ensure(s: &Settings, reporter: &dyn Reporter) -> Result<PathBuf> {
         roots.extend(m.mirrors.iter().filter_map(|u| Root::parse(u).ok()));
     }
     let mut bad = BadVariants::load(ctx.cache.root());
+    let state = ctx.cache.state()?;
     let limit = probe::probe_timeout();
     // Each failed probe removes one candidate, so this ends.
     let attempts: usize = m.releases.iter().map(|r| r.variants.len()).sum::<usize>() + 1;
     let shelf = Shelf::for_settings(s);
     for _ in 0..attempts {
         let out = {
-            let probed = bad_reason(&bad, &hw);
+            let probed = bad_reason(&bad, &state, &hw);
             let mut out = select_excluding(
                 &m,
                 &hw.hardware,
@@ -254,7 +281,7 @@ pub async fn ensure(s: &Settings, reporter: &dyn Reporter) -> Result<PathBuf> {
         let installed = install(&fetcher, &roots, &ctx.cache, &lock, target, reporter).await;
         let (dir, fresh) = match installed {
             Ok(x) => x,
-            Err(e @ Error::Network { .. }) => return fallback_or(&ctx, e),
+            Err(e @ Error::Network { .. }) => return fallback_or(&ctx, e, Some(&lock)),
             Err(e) => return Err(e),
         };
         let rec = ctx
@@ -305,22 +332,26 @@ pub async fn ensure(s: &Settings, reporter: &dyn Reporter) -> Result<PathBuf> {
 
 /// Removes an install that failed its probe: its record first, so a crash midway
 /// never leaves something that looks complete.
-fn discard(cache: &Cache, dir: &str) {
+pub(crate) fn discard(cache: &Cache, dir: &str) {
     let d = cache.versions().join(dir);
     let _ = std::fs::remove_file(d.join(INSTALL_RECORD));
     let _ = std::fs::remove_dir_all(&d);
 }
 
 /// When the repository cannot be reached, an installed backend still serves.
-fn fallback_or(ctx: &Ctx<'_>, e: Error) -> Result<PathBuf> {
+/// `held` is the lock when the caller has it already (a second lock in the same
+/// process would wait for itself).
+fn fallback_or(ctx: &Ctx<'_>, e: Error, held: Option<&CacheLock>) -> Result<PathBuf> {
     match ctx.best_installed()? {
         Some((dir, rec)) => {
             ctx.reporter.warn(format!(
                 "{e}; using the installed backend {} ({})",
                 rec.version, rec.variant
             ));
-            let lock = ctx.lock()?;
-            ctx.switch(&lock, &dir, &rec)?;
+            match held {
+                Some(lock) => ctx.switch(lock, &dir, &rec)?,
+                None => ctx.switch(&ctx.lock()?, &dir, &rec)?,
+            }
             Ok(ready(ctx.reporter, &ctx.cache, &dir, &rec, Source::Cache))
         }
         None => Err(e),
@@ -352,7 +383,8 @@ pub async fn detect(s: &Settings, reporter: &dyn Reporter) -> Result<()> {
     let m = accept_manifest(&Fetcher::new()?, &root, s, &cache, &lock, reporter).await?;
     drop(lock);
     let bad = BadVariants::load(cache.root());
-    let (probed, shelf) = (bad_reason(&bad, &hw), Shelf::for_settings(s));
+    let state = cache.state()?;
+    let (probed, shelf) = (bad_reason(&bad, &state, &hw), Shelf::for_settings(s));
     let mut out = select_excluding(
         &m,
         &hw.hardware,

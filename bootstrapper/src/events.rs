@@ -12,6 +12,11 @@
 //! | `warning` | `message` |
 //! | `ready` | `version`, `variant`, `dir`, `executable`, `source` (`cache`, `network`, `offline`) |
 //! | `error` | `code`, `message`, `exit_code`, `hint` |
+//! | `update_available` | `version`, `variant`, `bytes` to download, `from` (the delta's base, or null for the full archive) |
+//! | `up_to_date` | `version`, `variant` |
+//! | `staged` | `version`, `variant`, `bytes` downloaded, `from`: ready for the next `ensure` |
+//! | `rolled_back` | `from`, `to` (install names) |
+//! | `collected` | `removed` (install names and files), `freed` (bytes) |
 //!
 //! Progress events are throttled to about ten a second per phase; the first and the
 //! last of each phase are always sent. Without `--json`, a terminal gets indicatif
@@ -56,6 +61,30 @@ pub enum Event {
         dir: String,
         executable: String,
         source: Source,
+    },
+    UpdateAvailable {
+        version: String,
+        variant: String,
+        bytes: u64,
+        from: Option<String>,
+    },
+    UpToDate {
+        version: String,
+        variant: String,
+    },
+    Staged {
+        version: String,
+        variant: String,
+        bytes: u64,
+        from: Option<String>,
+    },
+    RolledBack {
+        from: String,
+        to: String,
+    },
+    Collected {
+        removed: Vec<String>,
+        freed: u64,
     },
     Error {
         code: String,
@@ -302,6 +331,37 @@ impl Reporter for HumanReporter {
                 };
                 self.line(format!("Backend {version} ({variant}) {from} in {dir}"));
             }
+            Event::UpdateAvailable {
+                version,
+                variant,
+                bytes,
+                from,
+            } => self.line(format!(
+                "Update available: {version} ({variant}), {} to download{}",
+                human_bytes(bytes),
+                from.map(|f| format!(" as a delta from {f}"))
+                    .unwrap_or_default()
+            )),
+            Event::UpToDate { version, variant } => {
+                self.line(format!("Up to date: {version} ({variant})"))
+            }
+            Event::Staged {
+                version,
+                variant,
+                bytes,
+                from,
+            } => self.line(format!(
+                "Staged {version} ({variant}) for the next start; downloaded {}{}",
+                human_bytes(bytes),
+                from.map(|f| format!(" (delta from {f})"))
+                    .unwrap_or_default()
+            )),
+            Event::RolledBack { from, to } => self.line(format!("Rolled back from {from} to {to}")),
+            Event::Collected { removed, freed } => self.line(format!(
+                "Removed {} item(s), freed {}",
+                removed.len(),
+                human_bytes(freed)
+            )),
             Event::Error { message, hint, .. } => {
                 if let Ok(mut slot) = self.bar.lock() {
                     self.finish_bar(&mut slot);

@@ -1,8 +1,10 @@
-//! The install transaction: index, archive, staging, rename, record.
+//! The install transaction: index, archive (or delta), staging, rename, record.
 //!
 //! Nothing under `versions/` changes until a complete, verified tree is renamed into
 //! it; a crash at any point leaves at worst a partial download (resumed next time)
 //! and a staging folder (removed next time). `current.json` is switched by the caller.
+//! The full-archive path lives here; the delta path ([`crate::update`]) shares
+//! [`fetch_index`], [`new_staging`] and [`commit`].
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +19,7 @@ use crate::extract::extract;
 use crate::fetch::{Fetcher, Root};
 
 /// Free space kept beyond the worst case, for logs and the OS.
-const SPARE: u64 = 64 << 20;
+pub const SPARE: u64 = 64 << 20;
 
 /// What to install: a variant of a release from a manifest of a channel.
 #[derive(Debug, Clone, Copy)]
@@ -28,8 +30,32 @@ pub struct Target<'a> {
     pub serial: u64,
 }
 
-/// Installs the target into `versions/` unless it is there; returns the install's
-/// directory name and whether it had to be installed now.
+impl Target<'_> {
+    /// The install's directory name under `versions/`.
+    pub fn name(&self) -> String {
+        Cache::install_name(&self.release.version.to_string(), &self.variant.id)
+    }
+
+    /// The record of a finished install of this target.
+    pub fn record(&self, index: FileIndex) -> InstallRecord {
+        InstallRecord {
+            version: self.release.version.to_string(),
+            variant: self.variant.id.clone(),
+            channel: self.channel.to_string(),
+            entry: self.variant.entry.clone(),
+            ui_compat: self.release.ui_compat.to_string(),
+            archive_sha256: self.variant.archive.sha256.hex(),
+            manifest_serial: self.serial,
+            installed_at: OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            index,
+        }
+    }
+}
+
+/// Installs the target from its full archive into `versions/` unless it is there;
+/// returns the install's directory name and whether it had to be installed now.
 pub async fn install(
     fetcher: &Fetcher,
     roots: &[Root],
@@ -38,57 +64,26 @@ pub async fn install(
     target: Target<'_>,
     reporter: &dyn Reporter,
 ) -> Result<(String, bool)> {
-    let Target {
-        release,
-        variant,
-        channel,
-        serial,
-    } = target;
-    let name = Cache::install_name(&release.version.to_string(), &variant.id);
+    let name = target.name();
     if cache.record(&name)?.is_some() {
         return Ok((name, false));
     }
     clean_staging(cache);
-    let index = fetch_index(fetcher, roots, release, variant).await?;
+    let variant = target.variant;
+    let index = fetch_index(fetcher, roots, target.release, variant).await?;
     let archive_done = cache.downloads().join(variant.archive.sha256.hex());
-    let need = variant.index.unpacked_size
-        + if archive_done.is_file() {
-            0
-        } else {
-            variant.archive.size
-        }
-        + SPARE;
-    check_space(cache.root(), need)?;
+    let download = if archive_done.is_file() {
+        0
+    } else {
+        variant.archive.size
+    };
+    check_space(cache.root(), variant.index.unpacked_size + download + SPARE)?;
     let archive = fetcher
         .download(roots, &variant.archive, &cache.downloads(), reporter)
         .await?;
-    let staging = cache
-        .staging()
-        .join(format!("{name}.{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| Error::storage("creating", &staging, e))?;
-    let result = (|| {
-        extract(&archive, &index, &staging, reporter)?;
-        let record = InstallRecord {
-            version: release.version.to_string(),
-            variant: variant.id.clone(),
-            channel: channel.to_string(),
-            entry: variant.entry.clone(),
-            ui_compat: release.ui_compat.to_string(),
-            archive_sha256: variant.archive.sha256.hex(),
-            manifest_serial: serial,
-            installed_at: OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            index,
-        };
-        write_json_atomic(&staging.join(INSTALL_RECORD), &record)?;
-        let dest = cache.versions().join(&name);
-        std::fs::rename(&staging, &dest)
-            .map_err(|e| Error::storage("moving the install into", &dest, e))?;
-        sync_dir(&cache.versions());
-        Ok(())
-    })();
+    let staging = new_staging(cache, &name)?;
+    let result = extract(&archive, &index, &staging, reporter)
+        .and_then(|()| commit(cache, &staging, &name, &target.record(index)));
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&staging);
         if matches!(e, Error::Integrity { .. }) {
@@ -101,7 +96,29 @@ pub async fn install(
     Ok((name, true))
 }
 
-async fn fetch_index(
+/// A fresh, empty staging folder for the install `name`.
+pub fn new_staging(cache: &Cache, name: &str) -> Result<PathBuf> {
+    let staging = cache
+        .staging()
+        .join(format!("{name}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| Error::storage("creating", &staging, e))?;
+    Ok(staging)
+}
+
+/// Writes the record into the verified `staging` tree and renames it into
+/// `versions/<name>`: the moment the install becomes visible.
+pub fn commit(cache: &Cache, staging: &Path, name: &str, record: &InstallRecord) -> Result<()> {
+    write_json_atomic(&staging.join(INSTALL_RECORD), record)?;
+    let dest = cache.versions().join(name);
+    std::fs::rename(staging, &dest)
+        .map_err(|e| Error::storage("moving the install into", &dest, e))?;
+    sync_dir(&cache.versions());
+    Ok(())
+}
+
+/// Downloads, checks and parses a variant's index.
+pub async fn fetch_index(
     fetcher: &Fetcher,
     roots: &[Root],
     release: &Release,
@@ -143,8 +160,8 @@ async fn fetch_index(
     Ok(index)
 }
 
-/// Removes staging folders left by interrupted runs (we hold the lock).
-fn clean_staging(cache: &Cache) {
+/// Removes staging folders left by interrupted runs (the caller holds the lock).
+pub fn clean_staging(cache: &Cache) {
     if let Ok(rd) = std::fs::read_dir(cache.staging()) {
         for e in rd.flatten() {
             let _ = std::fs::remove_dir_all(e.path());

@@ -25,5 +25,6 @@ pub mod probe;
 pub mod repo;
 pub mod self_update;
 pub mod settings;
+pub mod update;
 
 pub use error::{Error, Result};

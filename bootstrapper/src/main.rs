@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use peft_bootstrap::cli::{Cli, Command};
-use peft_bootstrap::commands;
 use peft_bootstrap::events::{self, Event};
 use peft_bootstrap::settings::Settings;
 use peft_bootstrap::{Error, env, self_update};
+use peft_bootstrap::{commands, update};
 
 fn main() -> ExitCode {
     let json = std::env::args().any(|a| a == "--json");
@@ -70,6 +70,7 @@ fn run(cli: Cli, reporter: &dyn events::Reporter, json: bool) -> Result<(), Erro
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
     match cli.command {
         Command::Ensure(_) => {
+            self_update::allow_update_first();
             let exe = rt.block_on(commands::ensure(&settings, reporter))?;
             if !json {
                 println!("{}", exe.display());
@@ -79,6 +80,9 @@ fn run(cli: Cli, reporter: &dyn events::Reporter, json: bool) -> Result<(), Erro
         Command::Detect(_) => rt.block_on(commands::detect(&settings, reporter)),
         Command::Status(_) => commands::status(&settings, json),
         Command::Verify(_) => commands::verify(&settings, json),
+        Command::Update(a) => rt.block_on(update::update(&settings, reporter, a.check)),
+        Command::Rollback(a) => update::rollback(&settings, reporter, a.reason.as_deref()),
+        Command::Gc(a) => update::gc(&settings, reporter, a.keep),
         Command::SelfUpdate(a) => {
             let outcome = rt.block_on(self_update::run(&settings, reporter, a.check))?;
             self_update::report(&outcome, json);

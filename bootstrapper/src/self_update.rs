@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use peft_manifest::{Arch, Blob, BootstrapperBuild, Manifest, Os};
@@ -324,6 +325,15 @@ fn sync_file(p: &Path) -> Result<()> {
         .map_err(|e| Error::storage("writing", p, e))
 }
 
+/// Whether this command may replace the binary when a manifest needs a newer one.
+static UPDATE_FIRST: AtomicBool = AtomicBool::new(false);
+
+/// Lets [`too_old`] update this binary before going on (`ensure`); other commands
+/// (`detect` installs nothing) only say how.
+pub fn allow_update_first() {
+    UPDATE_FIRST.store(true, Ordering::Relaxed);
+}
+
 /// The path of the updated executable, once this process replaced itself; `main`
 /// then runs it with the same arguments instead of reporting an error.
 static UPDATED: OnceLock<PathBuf> = OnceLock::new();
@@ -356,9 +366,10 @@ pub fn reexec(exe: &Path) -> Option<u8> {
     }
 }
 
-/// `min_bootstrapper` of an accepted manifest is above this binary. Online, the
-/// manifest's build is installed and the command is marked for a re-run with the new
-/// binary ([`updated_exe`]); offline, the error says how to update from the folder.
+/// `min_bootstrapper` of an accepted manifest is above this binary. Online and when
+/// allowed ([`allow_update_first`]), the manifest's build is installed and the command
+/// is marked for a re-run with the new binary ([`updated_exe`]); otherwise, and
+/// offline, the error says how to update (from the folder, when it holds the build).
 /// Always returns the error the command ends with when no re-run happens.
 pub async fn too_old(
     fetcher: &Fetcher,
@@ -384,6 +395,15 @@ pub async fn too_old(
     };
     if s.offline {
         return crate::offline::too_old_offline(root, build, message);
+    }
+    if !UPDATE_FIRST.load(Ordering::Relaxed) {
+        return Error::NoVariant {
+            message,
+            hint: Some(format!(
+                "run `peft-bootstrap self-update` (it installs {}), or `ensure`, which does it first",
+                build.version
+            )),
+        };
     }
     if std::env::var_os(REEXEC_MARK).is_some() {
         return Error::NoVariant {

@@ -220,6 +220,26 @@ impl World {
         input
     }
 
+    /// Packs the folder `input` as `version` with extra `pack` flags.
+    pub fn pack_dir(&self, version: &str, input: &Path, extra: &[&str]) {
+        let (repo, input) = (self.s("repo"), input.to_string_lossy().into_owned());
+        let mut args = vec![
+            "pack",
+            "--repo",
+            &repo,
+            "--input",
+            &input,
+            "--version",
+            version,
+            "--variant",
+            "linux-x86_64-cpu",
+            "--entry",
+            "peft_engine/peft_engine",
+        ];
+        args.extend_from_slice(extra);
+        release(&args);
+    }
+
     /// Publishes the stable channel with the world's key.
     pub fn publish(&self, extra: &[&str]) {
         let (repo, key) = (self.s("repo"), self.s("keys/release.key"));

@@ -226,6 +226,22 @@ fn ensure_updates_the_bootstrapper_first_when_the_manifest_needs_a_newer_one() {
     let newer = newer_version();
     let (w, app) = world(&["--min-bootstrapper", &newer]);
     let server = Server::start(&w.repo());
+    // detect installs nothing, the bootstrapper included: it says what to run.
+    let out = app_run(
+        &w,
+        &app,
+        "cache",
+        &["detect", "--json", "--manifest-url", &server.url()],
+    );
+    assert_eq!(exit(&out), 5, "{}", stderr(&out));
+    let err = event(&events(&out), "error").cloned().expect("error");
+    assert!(
+        err["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("self-update")),
+        "{err}"
+    );
+    assert_eq!(version_of(&app).as_deref(), Some(CURRENT));
     let out = app_run(
         &w,
         &app,

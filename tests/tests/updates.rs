@@ -1,0 +1,410 @@
+//! Backend updates apart from the UI: deltas, staged switch, rollback, gc, ui_compat,
+//! disk space. Real binaries, real HTTP, real signatures.
+
+use std::path::Path;
+use std::process::Output;
+
+use peft_e2e::server::Server;
+use peft_e2e::{World, bootstrap, event, events, noise, sample_bundle, tree};
+
+const MIB: usize = 1 << 20;
+
+fn exit(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for (rel, (bytes, exec)) in tree(from) {
+        let p = to.join(&rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, bytes).expect("write");
+        #[cfg(unix)]
+        if exec {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        #[cfg(not(unix))]
+        let _ = exec;
+    }
+}
+
+/// 1.0.1 from 1.0.0: one small file changed, one added, 64 KiB rewritten in the middle of the big library.
+fn next_version(w: &World, from: &str, to: &str, seed: u64) -> std::path::PathBuf {
+    let src = w.path(&format!("input-{from}"));
+    let dst = w.path(&format!("input-{to}"));
+    copy_tree(&src, &dst);
+    std::fs::write(
+        dst.join("peft_engine/_internal/pkg/__init__.py"),
+        format!("VERSION = '{to}'\n"),
+    )
+    .expect("write");
+    std::fs::write(
+        dst.join(format!("peft_engine/_internal/pkg/new_{seed}.py")),
+        "ADDED = True\n",
+    )
+    .expect("write");
+    let lib = dst.join("peft_engine/_internal/libbig.so");
+    let mut bytes = std::fs::read(&lib).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 65536].copy_from_slice(&noise(seed, 65536));
+    std::fs::write(&lib, bytes).expect("write");
+    w.pack_dir(to, &dst, &[]);
+    dst
+}
+
+fn installed(evs: &[serde_json::Value]) -> std::path::PathBuf {
+    std::path::PathBuf::from(
+        event(evs, "ready").unwrap_or_else(|| panic!("no ready in {evs:?}"))["dir"]
+            .as_str()
+            .expect("dir"),
+    )
+}
+
+fn assert_tree(dir: &Path, input: &Path) {
+    let mut got = tree(dir);
+    got.remove(".peft-install.json");
+    assert_eq!(
+        got,
+        tree(input),
+        "{} differs from {}",
+        dir.display(),
+        input.display()
+    );
+}
+
+fn archive_size(w: &World, version: &str) -> u64 {
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.path("repo/channels/stable/manifest.json")).expect("m"),
+    )
+    .expect("json");
+    let r = m["releases"]
+        .as_array()
+        .expect("releases")
+        .iter()
+        .find(|r| r["version"] == version)
+        .expect("release");
+    r["variants"][0]["archive"]["size"].as_u64().expect("size")
+}
+
+#[test]
+fn a_delta_update_moves_under_5_percent_and_gives_exactly_the_new_version() {
+    let w = World::new();
+    w.pack("1.0.0", 1, 100 * MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    let input = next_version(&w, "1.0.0", "1.0.1", 2);
+    w.publish(&[]);
+    let before = server.blob_bytes();
+    let check = w.run("update", &server.url(), "cache", &["--check"]);
+    assert_eq!(exit(&check), 0, "{}", stderr(&check));
+    let avail = event(&events(&check), "update_available")
+        .cloned()
+        .expect("update_available");
+    assert_eq!(avail["from"], "1.0.0");
+    assert_eq!(server.blob_bytes(), before, "--check downloads nothing");
+    let out = w.run("update", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    let staged = event(&events(&out), "staged").cloned().expect("staged");
+    assert_eq!(
+        (staged["version"].as_str(), staged["from"].as_str()),
+        (Some("1.0.1"), Some("1.0.0"))
+    );
+    let moved = server.blob_bytes() - before;
+    let full = archive_size(&w, "1.0.1");
+    assert!(
+        moved * 20 <= full,
+        "moved {moved} bytes, more than 5% of the {full}-byte archive"
+    );
+    assert_eq!(avail["bytes"].as_u64(), staged["bytes"].as_u64());
+    // Still 1.0.0 until the next ensure; then exactly 1.0.1, from the cache.
+    let st = bootstrap()
+        .args(["status", "--json", "--cache-dir", &w.s("cache")])
+        .output()
+        .expect("status");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&st.stdout).expect("json")["current"]["version"],
+        "1.0.0"
+    );
+    drop(server);
+    let out = w.run("ensure", "http://127.0.0.1:9/", "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    let evs = events(&out);
+    assert_eq!(event(&evs, "ready").expect("ready")["version"], "1.0.1");
+    assert_tree(&installed(&evs), &input);
+    let v = bootstrap()
+        .args(["verify", "--cache-dir", &w.s("cache")])
+        .output()
+        .expect("verify");
+    assert!(v.status.success(), "{}", stderr(&v));
+}
+
+#[test]
+fn a_corrupted_delta_falls_back_to_the_full_archive() {
+    let w = World::new();
+    w.pack("1.0.0", 3, 8 * MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    assert_eq!(exit(&w.run("ensure", &server.url(), "cache", &[])), 0);
+    let input = next_version(&w, "1.0.0", "1.0.1", 4);
+    w.publish(&[]);
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.path("repo/channels/stable/manifest.json")).expect("m"),
+    )
+    .expect("json");
+    let d = &m["releases"][0]["variants"][0]["deltas"][0];
+    let delta = w.path(&format!(
+        "repo/blobs/sha256/{}",
+        d["sha256"].as_str().expect("delta sha")
+    ));
+    let mut bytes = std::fs::read(&delta).expect("read");
+    let last = bytes.len() - 10;
+    bytes[last] ^= 0xff;
+    std::fs::write(&delta, bytes).expect("write");
+    let before = server.blob_bytes();
+    let out = w.run("update", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    let evs = events(&out);
+    assert!(
+        evs.iter().any(|e| e["event"] == "warning"
+            && e["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("full archive")),
+        "{evs:?}"
+    );
+    let staged = event(&evs, "staged").expect("staged");
+    assert!(staged["from"].is_null());
+    assert!(
+        server.blob_bytes() - before >= archive_size(&w, "1.0.1"),
+        "the full archive was downloaded"
+    );
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_tree(&installed(&events(&out)), &input);
+}
+
+#[test]
+fn rollback_returns_to_the_previous_version_and_it_stays_chosen() {
+    let w = World::new();
+    w.pack("1.0.0", 5, MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    assert_eq!(exit(&w.run("ensure", &server.url(), "cache", &[])), 0);
+    next_version(&w, "1.0.0", "1.0.1", 6);
+    w.publish(&[]);
+    assert_eq!(exit(&w.run("update", &server.url(), "cache", &[])), 0);
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_eq!(
+        event(&events(&out), "ready").expect("ready")["version"],
+        "1.0.1"
+    );
+    let out = bootstrap()
+        .args([
+            "rollback",
+            "--json",
+            "--reason",
+            "health check failed",
+            "--cache-dir",
+            &w.s("cache"),
+        ])
+        .output()
+        .expect("rollback");
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    let evs = events(&out);
+    assert_eq!(
+        event(&evs, "rolled_back").expect("rolled_back")["to"],
+        "1.0.0-linux-x86_64-cpu"
+    );
+    let exe = event(&evs, "ready").expect("ready")["executable"]
+        .as_str()
+        .expect("exe")
+        .to_string();
+    let run = std::process::Command::new(&exe)
+        .arg("ok")
+        .output()
+        .expect("run the rolled-back engine");
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "sample engine 5: ok"
+    );
+    // The rolled-back release is not offered again.
+    let out = w.run("update", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    assert!(
+        event(&events(&out), "up_to_date").is_some(),
+        "{:?}",
+        events(&out)
+    );
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_eq!(
+        event(&events(&out), "ready").expect("ready")["version"],
+        "1.0.0"
+    );
+    // Nothing earlier to roll back to from here.
+    let out = bootstrap()
+        .args(["rollback", "--cache-dir", &w.s("cache")])
+        .output()
+        .expect("rollback");
+    assert_eq!(exit(&out), 0, "previous is 1.0.1 now: {}", stderr(&out));
+}
+
+#[test]
+fn gc_keeps_the_current_and_previous_installs() {
+    let w = World::new();
+    w.pack("1.0.0", 7, MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    assert_eq!(exit(&w.run("ensure", &server.url(), "cache", &[])), 0);
+    for (from, to, seed) in [("1.0.0", "1.0.1", 8), ("1.0.1", "1.0.2", 9)] {
+        next_version(&w, from, to, seed);
+        w.publish(&[]);
+        let out = w.run("update", &server.url(), "cache", &[]);
+        assert_eq!(exit(&out), 0, "{}", stderr(&out));
+        assert_eq!(exit(&w.run("ensure", &server.url(), "cache", &[])), 0);
+    }
+    std::fs::write(w.path("cache/downloads/leftover"), b"x").expect("leftover");
+    let out = bootstrap()
+        .args(["gc", "--json", "--cache-dir", &w.s("cache")])
+        .output()
+        .expect("gc");
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    let mut left: Vec<String> = std::fs::read_dir(w.path("cache/versions"))
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        vec!["1.0.1-linux-x86_64-cpu", "1.0.2-linux-x86_64-cpu"]
+    );
+    assert!(!w.path("cache/downloads/leftover").exists());
+    let v = bootstrap()
+        .args(["verify", "--cache-dir", &w.s("cache")])
+        .output()
+        .expect("verify");
+    assert!(
+        v.status.success(),
+        "the current install survives gc: {}",
+        stderr(&v)
+    );
+}
+
+#[test]
+fn an_old_ui_keeps_an_engine_that_a_new_ui_leaves_behind() {
+    let w = World::new();
+    let input = w.path("in1");
+    sample_bundle(&input, 10, MIB);
+    w.pack_dir("1.0.0", &input, &["--ui-compat", "^1"]);
+    let input2 = w.path("in2");
+    sample_bundle(&input2, 11, MIB);
+    w.pack_dir("2.0.0", &input2, &["--ui-compat", "^2"]);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    let ui1 = ["--ui-version", "1.4.0"];
+    let ui2 = ["--ui-version", "2.1.0"];
+    let out = w.run("ensure", &server.url(), "cache", &ui1);
+    assert_eq!(
+        event(&events(&out), "ready").expect("ready")["version"],
+        "1.0.0"
+    );
+    let out = w.run("update", &server.url(), "cache", &ui1);
+    assert!(
+        event(&events(&out), "up_to_date").is_some(),
+        "UI 1.x stays on 1.0.0: {}",
+        stderr(&out)
+    );
+    let out = w.run("ensure", &server.url(), "cache", &ui2);
+    assert_eq!(
+        event(&events(&out), "ready").expect("ready")["version"],
+        "2.0.0"
+    );
+    drop(server);
+    let out = w.run("ensure", "http://127.0.0.1:9/", "cache", &ui1);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    let ready = event(&events(&out), "ready").cloned().expect("ready");
+    assert_eq!(
+        ready["version"], "1.0.0",
+        "UI 1.x gets its engine back without the network"
+    );
+    assert_tree(Path::new(ready["dir"].as_str().expect("dir")), &input);
+}
+
+#[test]
+fn too_little_disk_is_exit_6_and_the_installed_backend_stays() {
+    let w = World::new();
+    w.pack("1.0.0", 12, MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    let cache = w.path("small");
+    std::fs::create_dir_all(&cache).expect("mkdir");
+    let mounted = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=80m",
+            "tmpfs",
+            &cache.to_string_lossy(),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            !peft_e2e::nginx::required() || !nix_root(),
+            "root could not mount a tmpfs"
+        );
+        eprintln!("skipping: cannot mount a small tmpfs here (not root?)");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(cache.clone());
+    let out = w.run("ensure", &server.url(), "small", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    // 1.0.1 carries a 100 MiB library: it cannot fit beside 1.0.0 on an 80 MiB disk.
+    let big = w.path("input-big");
+    sample_bundle(&big, 13, 100 * MIB);
+    w.pack_dir("1.0.1", &big, &["--deltas", "0"]);
+    w.publish(&[]);
+    let out = w.run("update", &server.url(), "small", &[]);
+    assert_eq!(exit(&out), 6, "{}", stderr(&out));
+    let err = event(&events(&out), "error").cloned().expect("error");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("bytes are needed"),
+        "{err}"
+    );
+    assert!(
+        err["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("PEFT_CACHE_DIR"),
+        "{err}"
+    );
+    let out = w.run("ensure", &server.url(), "small", &[]);
+    assert_eq!(
+        event(&events(&out), "ready").expect("ready")["version"],
+        "1.0.0",
+        "the working backend is untouched"
+    );
+}
+
+fn nix_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
