@@ -43,12 +43,17 @@ pub struct Current {
     /// The previous current install, kept until the new one has proven itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
+    /// Environment the engine must start with (e.g. a narrowed `CUDA_VISIBLE_DEVICES`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
 }
 
-/// `pending.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pending {
-    dir: String,
+/// `pending.json`: an install `update` staged, and the environment it was selected with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub dir: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
 }
 
 /// `state.json`: what this cache has accepted from each channel.
@@ -178,20 +183,14 @@ impl Cache {
     }
 
     /// The install `update` staged for the next `ensure`, if complete.
-    pub fn pending(&self) -> Result<Option<String>> {
+    pub fn pending(&self) -> Result<Option<Pending>> {
         let p: Option<Pending> = read_json(&self.root.join("pending.json"))?;
-        Ok(p.map(|p| p.dir)
-            .filter(|d| self.versions().join(d).join(INSTALL_RECORD).is_file()))
+        Ok(p.filter(|p| self.versions().join(&p.dir).join(INSTALL_RECORD).is_file()))
     }
 
-    /// Stages `dir` for the next `ensure`.
-    pub fn set_pending(&self, dir: &str, _lock: &CacheLock) -> Result<()> {
-        write_json_atomic(
-            &self.root.join("pending.json"),
-            &Pending {
-                dir: dir.to_string(),
-            },
-        )
+    /// Stages an install for the next `ensure`.
+    pub fn set_pending(&self, pending: &Pending, _lock: &CacheLock) -> Result<()> {
+        write_json_atomic(&self.root.join("pending.json"), pending)
     }
 
     /// Forgets the staged install.
@@ -330,6 +329,7 @@ mod tests {
             variant: "v".into(),
             dir: "1.0.0-v".into(),
             previous: None,
+            env: BTreeMap::new(),
         };
         c.set_current(&cur, &lock).expect("write");
         assert_eq!(c.current().expect("read"), None, "no install dir yet");

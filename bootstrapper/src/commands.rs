@@ -28,14 +28,33 @@ pub(crate) fn ready(
 ) -> PathBuf {
     let d = cache.versions().join(dir);
     let exe = executable(&d, &rec.entry);
+    let env = cache
+        .current()
+        .ok()
+        .flatten()
+        .filter(|c| c.dir == dir)
+        .map(|c| c.env)
+        .unwrap_or_default();
     reporter.emit(Event::Ready {
         version: rec.version.clone(),
         variant: rec.variant.clone(),
         dir: d.display().to_string(),
         executable: exe.display().to_string(),
         source,
+        env,
     });
     exe
+}
+
+/// Environment variables an engine is started with.
+pub(crate) type Env = std::collections::BTreeMap<String, String>;
+
+/// The environment a selection asks for (a narrowed `CUDA_VISIBLE_DEVICES`).
+pub(crate) fn selection_env(sel: &peft_manifest::Selection<'_>) -> Env {
+    sel.cuda_visible_devices
+        .iter()
+        .map(|c| (crate::env::CUDA_VISIBLE_DEVICES.to_string(), c.clone()))
+        .collect()
 }
 
 /// Whether an installed record may serve this request without the network.
@@ -173,16 +192,29 @@ impl Ctx<'_> {
         })
     }
 
-    pub(crate) fn switch(&self, lock: &CacheLock, dir: &str, rec: &InstallRecord) -> Result<()> {
+    /// Makes `dir` current, to be started with `env`.
+    pub(crate) fn switch(
+        &self,
+        lock: &CacheLock,
+        dir: &str,
+        rec: &InstallRecord,
+        env: Env,
+    ) -> Result<()> {
         let old = self.cache.current()?;
-        if old.as_ref().is_some_and(|c| c.dir == dir) {
+        if old.as_ref().is_some_and(|c| c.dir == dir && c.env == env) {
             return Ok(());
         }
+        let previous = match old {
+            Some(c) if c.dir == dir => c.previous,
+            Some(c) => Some(c.dir),
+            None => None,
+        };
         let cur = Current {
             version: rec.version.clone(),
             variant: rec.variant.clone(),
             dir: dir.to_string(),
-            previous: old.map(|c| c.dir),
+            previous,
+            env,
         };
         self.cache.set_current(&cur, lock)
     }
@@ -216,10 +248,10 @@ pub async fn ensure(s: &Settings, reporter: &dyn Reporter) -> Result<PathBuf> {
     if let Some(pending) = ctx.cache.pending()?
         && let Some(lock) = ctx.cache.try_lock()?
     {
-        if let Some(rec) = ctx.cache.record(&pending)?
+        if let Some(rec) = ctx.cache.record(&pending.dir)?
             && usable(&rec, s)
         {
-            ctx.switch(&lock, &pending, &rec)?;
+            ctx.switch(&lock, &pending.dir, &rec, pending.env)?;
         }
         ctx.cache.clear_pending(&lock)?;
     }
@@ -317,7 +349,7 @@ pub async fn ensure(s: &Settings, reporter: &dyn Reporter) -> Result<PathBuf> {
                 }
             }
         }
-        ctx.switch(&lock, &dir, &rec)?;
+        ctx.switch(&lock, &dir, &rec, selection_env(sel))?;
         let source = match (fresh, s.offline) {
             (false, _) => Source::Cache,
             (true, true) => Source::Offline,
@@ -349,8 +381,8 @@ fn fallback_or(ctx: &Ctx<'_>, e: Error, held: Option<&CacheLock>) -> Result<Path
                 rec.version, rec.variant
             ));
             match held {
-                Some(lock) => ctx.switch(lock, &dir, &rec)?,
-                None => ctx.switch(&ctx.lock()?, &dir, &rec)?,
+                Some(lock) => ctx.switch(lock, &dir, &rec, Env::new())?,
+                None => ctx.switch(&ctx.lock()?, &dir, &rec, Env::new())?,
             }
             Ok(ready(ctx.reporter, &ctx.cache, &dir, &rec, Source::Cache))
         }

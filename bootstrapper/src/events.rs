@@ -10,7 +10,7 @@
 //! | `selected` | `version`, `variant`, `reason` |
 //! | `progress` | `phase` (`download`, `verify`, `patch`, `extract`), `done`, `total` (bytes) |
 //! | `warning` | `message` |
-//! | `ready` | `version`, `variant`, `dir`, `executable`, `source` (`cache`, `network`, `offline`) |
+//! | `ready` | `version`, `variant`, `dir`, `executable`, `source` (`cache`, `network`, `offline`), `env` (variables to start the engine with, e.g. a narrowed `CUDA_VISIBLE_DEVICES`; `{}` when none) |
 //! | `error` | `code`, `message`, `exit_code`, `hint` |
 //! | `update_available` | `version`, `variant`, `bytes` to download, `from` (the delta's base, or null for the full archive) |
 //! | `up_to_date` | `version`, `variant` |
@@ -61,6 +61,7 @@ pub enum Event {
         dir: String,
         executable: String,
         source: Source,
+        env: std::collections::BTreeMap<String, String>,
     },
     UpdateAvailable {
         version: String,
@@ -387,10 +388,12 @@ mod tests {
             dir: "/d".into(),
             executable: "/d/peft_engine/peft_engine".into(),
             source: Source::Network,
+            env: [("CUDA_VISIBLE_DEVICES".to_string(), "GPU-1".to_string())].into(),
         };
         let v: serde_json::Value = serde_json::to_value(&e).expect("serializes");
         assert_eq!(v["event"], "ready");
         assert_eq!(v["source"], "network");
+        assert_eq!(v["env"]["CUDA_VISIBLE_DEVICES"], "GPU-1");
         let p = serde_json::to_value(Event::Progress {
             phase: Phase::Download,
             done: 1,

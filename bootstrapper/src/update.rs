@@ -19,8 +19,10 @@ use peft_manifest::select::select_excluding;
 use peft_manifest::{Blob, FileIndex, Sha256Hasher};
 use semver::Version;
 
-use crate::cache::{Cache, CacheLock, Current, InstallRecord, dir_size, sync_dir};
-use crate::commands::{Ctx, bad_reason, detect_here, discard, emit_selection, no_variant, ready};
+use crate::cache::{Cache, CacheLock, Current, InstallRecord, Pending, dir_size, sync_dir};
+use crate::commands::{
+    Ctx, bad_reason, detect_here, discard, emit_selection, no_variant, ready, selection_env,
+};
 use crate::error::{Error, Result};
 use crate::events::{Event, Phase, Reporter, Source};
 use crate::fetch::{Fetcher, Root};
@@ -147,7 +149,13 @@ pub async fn update(s: &Settings, reporter: &dyn Reporter, check: bool) -> Resul
                 }
             }
         }
-        ctx.cache.set_pending(&name, &lock)?;
+        ctx.cache.set_pending(
+            &Pending {
+                dir: name.clone(),
+                env: selection_env(sel),
+            },
+            &lock,
+        )?;
         reporter.emit(Event::Staged {
             version,
             variant,
@@ -375,14 +383,17 @@ pub fn rollback(s: &Settings, reporter: &dyn Reporter, reason: Option<&str>) -> 
         reason.unwrap_or("rolled back by the user").to_string(),
     );
     ctx.cache.save_state(&state, &lock)?;
+    // The previous install's GPU narrowing is not kept; the next `ensure` that
+    // selects again sets it.
     let next = Current {
         version: prev.1.version.clone(),
         variant: prev.1.variant.clone(),
         dir: prev.0.clone(),
         previous: Some(cur.dir.clone()),
+        env: Default::default(),
     };
     ctx.cache.set_current(&next, &lock)?;
-    if ctx.cache.pending()?.is_some_and(|p| p == cur.dir) {
+    if ctx.cache.pending()?.is_some_and(|p| p.dir == cur.dir) {
         ctx.cache.clear_pending(&lock)?;
     }
     reporter.emit(Event::RolledBack {
@@ -422,7 +433,7 @@ pub fn collect(
         kept.insert(c.dir.clone());
         kept.extend(c.previous.clone());
     }
-    kept.extend(cache.pending()?);
+    kept.extend(cache.pending()?.map(|p| p.dir));
     let mut installs = cache.installs()?;
     installs.sort_by(|a, b| {
         b.1.version

@@ -425,4 +425,9 @@ fn the_probe_runs_with_the_narrowed_cuda_visible_devices() {
         "{}",
         r.warnings()
     );
+    // Electron starts the engine with the ready event's env, now and from the cache.
+    assert_eq!(r.ready()["env"]["CUDA_VISIBLE_DEVICES"], "GPU-5090");
+    let again = run("ensure", &repo, &tmp.path().join("c"), DRIVER, gpus, &[]);
+    assert_eq!(again.ready()["source"], "cache");
+    assert_eq!(again.ready()["env"]["CUDA_VISIBLE_DEVICES"], "GPU-5090");
 }
