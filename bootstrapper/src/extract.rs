@@ -7,7 +7,7 @@
 //! written under the staging folder (created fresh, with `create_new`), hashed as it
 //! is written, compared to the index, given its mode and fsynced.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
@@ -33,13 +33,17 @@ pub fn check_entries<R: Read + std::io::Seek>(
     zip: &mut zip::ZipArchive<R>,
     index: &FileIndex,
 ) -> Result<()> {
-    if zip.len() != index.files.len() {
+    // Counted as a list: an index naming one path twice must not shrink the count.
+    let carrier_list = index.carriers();
+    if zip.len() != carrier_list.len() {
         return Err(refuse(format!(
-            "it has {} entries, the index lists {} files",
+            "it has {} entries, the index lists {} files with {} distinct contents",
             zip.len(),
-            index.files.len()
+            index.files.len(),
+            carrier_list.len()
         )));
     }
+    let carriers: HashSet<&str> = carrier_list.iter().map(|f| f.path.as_str()).collect();
     let mut seen = HashSet::new();
     for i in 0..zip.len() {
         let e = zip
@@ -71,6 +75,11 @@ pub fn check_entries<R: Read + std::io::Seek>(
                 "the entry {name:?} is not in the signed index"
             )));
         };
+        if !carriers.contains(name.as_str()) {
+            return Err(refuse(format!(
+                "the entry {name:?} repeats content the archive carries under another name"
+            )));
+        }
         if e.size() != f.size {
             return Err(refuse(format!(
                 "the entry {name:?} is {} bytes, the index says {}",
@@ -157,6 +166,34 @@ pub fn extract(
         set_mode(&f, want.mode).map_err(|err| Error::storage("setting the mode of", &path, err))?;
         f.sync_all()
             .map_err(|err| Error::storage("writing", &path, err))?;
+    }
+    // Files whose content the archive carries under another name (PyInstaller's
+    // symlinked libraries, dereferenced by `pack`): a hard link to the verified
+    // carrier, so the loader sees one file; a copy when the mode differs.
+    let carrier_of: HashMap<_, _> = index
+        .carriers()
+        .into_iter()
+        .map(|f| (f.sha256, f))
+        .collect();
+    for f in &index.files {
+        let Some(c) = carrier_of.get(&f.sha256).filter(|c| c.path != f.path) else {
+            continue;
+        };
+        let (src, path) = (dest.join(&c.path), dest.join(&f.path));
+        if let Some(parent) = path.parent()
+            && dirs.insert(parent.to_path_buf())
+        {
+            std::fs::create_dir_all(parent).map_err(|e| Error::storage("creating", parent, e))?;
+        }
+        if c.mode != f.mode || std::fs::hard_link(&src, &path).is_err() {
+            std::fs::copy(&src, &path).map_err(|e| Error::storage("copying", &src, e))?;
+            let out = File::open(&path).map_err(|e| Error::storage("opening", &path, e))?;
+            set_mode(&out, f.mode).map_err(|e| Error::storage("setting the mode of", &path, e))?;
+            out.sync_all()
+                .map_err(|e| Error::storage("writing", &path, e))?;
+        }
+        done += f.size;
+        reporter.progress(Phase::Extract, done, total);
     }
     for d in &dirs {
         sync_dir(d);

@@ -80,7 +80,11 @@ fn run(cli: Cli, reporter: &dyn events::Reporter, json: bool) -> Result<(), Erro
         Command::Detect(_) => rt.block_on(commands::detect(&settings, reporter)),
         Command::Status(_) => commands::status(&settings, json),
         Command::Verify(_) => commands::verify(&settings, json),
-        Command::Update(a) => rt.block_on(update::update(&settings, reporter, a.check)),
+        Command::Update(a) => {
+            // Like ensure: a manifest that needs a newer bootstrapper updates it first.
+            self_update::allow_update_first();
+            rt.block_on(update::update(&settings, reporter, a.check))
+        }
         Command::Rollback(a) => update::rollback(&settings, reporter, a.reason.as_deref()),
         Command::Gc(a) => update::gc(&settings, reporter, a.keep),
         Command::SelfUpdate(a) => {

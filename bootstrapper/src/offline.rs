@@ -80,8 +80,7 @@ pub struct Shelf {
     present: HashMap<String, u64>,
 }
 
-/// Marks reasons of ours inside a verdict, which `select_excluding` words as a
-/// failed probe.
+/// Starts the reason given to `select_excluding` for a variant the folder lacks.
 const NOT_HERE: &str = "not in the offline folder";
 
 impl Shelf {

@@ -182,7 +182,12 @@ impl BadVariants {
         self.entries
             .iter()
             .find(|e| e.machine == key && e.version == version && e.variant == variant)
-            .map(|e| format!("{} (at {})", e.reason, e.at))
+            .map(|e| {
+                format!(
+                    "failed its probe on this machine: {} (at {})",
+                    e.reason, e.at
+                )
+            })
     }
 
     /// Marks `variant` of `version` bad on `hw`; entries of other machine keys (an

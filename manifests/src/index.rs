@@ -63,6 +63,19 @@ impl FileIndex {
         self.files.iter().map(|f| f.size).sum()
     }
 
+    /// The files whose bytes the archive carries: the first path (in index order) of
+    /// each distinct content. Every other file repeats a carrier's content and is
+    /// produced from it at install time (a hard link, or a copy when its mode
+    /// differs), so a bundle with duplicated libraries (PyInstaller's symlinked CUDA
+    /// libraries, dereferenced by `pack`) ships each one once.
+    pub fn carriers(&self) -> Vec<&FileEntry> {
+        let mut seen = HashSet::new();
+        self.files
+            .iter()
+            .filter(|f| seen.insert(f.sha256))
+            .collect()
+    }
+
     /// Binary search by path (the files are sorted).
     pub fn get(&self, path: &str) -> Option<&FileEntry> {
         self.files
@@ -190,6 +203,29 @@ pub(crate) fn collisions(files: &[FileEntry]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn carriers_are_the_first_path_of_each_content() {
+        let e = |p: &str, c: &[u8]| FileEntry {
+            path: p.into(),
+            size: c.len() as u64,
+            mode: 0o644,
+            sha256: Sha256::of(c),
+        };
+        let idx = FileIndex {
+            schema: 1,
+            version: "1.0.0".parse().expect("v"),
+            variant: "v".into(),
+            files: vec![
+                e("a/lib.so.13", b"lib"),
+                e("b", b"x"),
+                e("n/lib.so", b"lib"),
+                e("z", b"x"),
+            ],
+        };
+        let c: Vec<&str> = idx.carriers().iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(c, vec!["a/lib.so.13", "b"]);
+    }
 
     #[test]
     fn accepts_ordinary_bundle_paths() {

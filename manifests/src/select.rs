@@ -133,7 +133,9 @@ pub fn select_excluding<'m>(
                     return Check::No(format!("the variant {id} was asked for"));
                 }
                 if let Some(why) = bad(r, v) {
-                    return Check::No(format!("failed its probe on this machine: {why}"));
+                    // The caller words its own reason (a failed probe, a rollback, an
+                    // offline folder that lacks the files).
+                    return Check::No(why);
                 }
                 rules::check(v, hw)
             })

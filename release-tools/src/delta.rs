@@ -90,6 +90,13 @@ pub fn make(
         .open(&payload_path)
         .map_err(|e| ReleaseError::io("creating", &payload_path, e))?;
     let mut payload = BufWriter::new(payload_file);
+    // A repeated file is stored once, under its carrier's name.
+    let carrier_of: HashMap<_, _> = base
+        .index
+        .carriers()
+        .into_iter()
+        .map(|f| (f.sha256, f))
+        .collect();
     let mut entries = Vec::new();
     let mut offset = 0u64;
     for f in needs(base.index, target) {
@@ -105,7 +112,11 @@ pub fn make(
         {
             let mut reference = Vec::with_capacity(b.size as usize);
             base_zip
-                .by_name(&b.path)
+                .by_name(
+                    carrier_of
+                        .get(&b.sha256)
+                        .map_or(b.path.as_str(), |c| c.path.as_str()),
+                )
                 .map_err(zerr)?
                 .read_to_end(&mut reference)
                 .map_err(|e| ReleaseError::io("reading", &base.archive, e))?;

@@ -267,53 +267,87 @@ pub fn pack(args: &PackArgs) -> Result<Packed> {
     Ok(Packed { pending, record })
 }
 
-/// Writes the reproducible zip and returns the index entries, hashing each file as
-/// it is read.
+/// Hashes a file; returns its digest and size.
+fn hash_file(path: &Path, buf: &mut [u8]) -> Result<(peft_manifest::Sha256, u64)> {
+    let mut input = File::open(path).map_err(|e| ReleaseError::io("reading", path, e))?;
+    let mut h = Sha256Hasher::new();
+    let mut n = 0u64;
+    loop {
+        let k = input
+            .read(buf)
+            .map_err(|e| ReleaseError::io("reading", path, e))?;
+        if k == 0 {
+            return Ok((h.finish(), n));
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+}
+
+/// Writes the reproducible zip and returns the index entries. Each distinct content
+/// is stored once, under its first path (`FileIndex::carriers`); the index lists
+/// every path.
 fn write_zip(dest: &Path, found: &[Found], entry: &str) -> Result<Vec<FileEntry>> {
-    let out = File::create(dest).map_err(|e| ReleaseError::io("creating", dest, e))?;
-    let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, out));
-    let zerr =
-        |e: zip::result::ZipError| ReleaseError::io("writing", dest, std::io::Error::other(e));
-    let mut entries = Vec::with_capacity(found.len());
     let mut buf = vec![0u8; 1 << 20];
+    let mut entries = Vec::with_capacity(found.len());
     for f in found {
-        let mut input = File::open(&f.path).map_err(|e| ReleaseError::io("reading", &f.path, e))?;
-        let size = input
-            .metadata()
-            .map_err(|e| ReleaseError::io("reading", &f.path, e))?
-            .len();
+        let (sha256, size) = hash_file(&f.path, &mut buf)?;
         let mode = if f.executable || f.rel == entry {
             0o755
         } else {
             0o644
         };
+        entries.push(FileEntry {
+            path: f.rel.clone(),
+            size,
+            mode,
+            sha256,
+        });
+    }
+    let carriers: std::collections::HashSet<String> = {
+        let all = FileIndex {
+            schema: 1,
+            version: Version::new(0, 0, 0),
+            variant: String::new(),
+            files: entries.clone(),
+        };
+        all.carriers().into_iter().map(|f| f.path.clone()).collect()
+    };
+    let out = File::create(dest).map_err(|e| ReleaseError::io("creating", dest, e))?;
+    let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, out));
+    let zerr =
+        |e: zip::result::ZipError| ReleaseError::io("writing", dest, std::io::Error::other(e));
+    for (f, e) in found.iter().zip(&entries) {
+        if !carriers.contains(&e.path) {
+            continue;
+        }
         let options = SimpleFileOptions::default()
             .compression_method(CompressionMethod::Deflated)
             .compression_level(Some(6))
             .last_modified_time(DateTime::default())
-            .unix_permissions(mode)
-            .large_file(size >= u64::from(u32::MAX) - (1 << 20));
-        zip.start_file(f.rel.as_str(), options).map_err(zerr)?;
+            .unix_permissions(e.mode)
+            .large_file(e.size >= u64::from(u32::MAX) - (1 << 20));
+        zip.start_file(e.path.as_str(), options).map_err(zerr)?;
+        let mut input =
+            File::open(&f.path).map_err(|err| ReleaseError::io("reading", &f.path, err))?;
         let mut h = Sha256Hasher::new();
-        let mut n = 0u64;
         loop {
             let k = input
                 .read(&mut buf)
-                .map_err(|e| ReleaseError::io("reading", &f.path, e))?;
+                .map_err(|err| ReleaseError::io("reading", &f.path, err))?;
             if k == 0 {
                 break;
             }
             h.update(&buf[..k]);
             zip.write_all(&buf[..k])
-                .map_err(|e| ReleaseError::io("writing", dest, e))?;
-            n += k as u64;
+                .map_err(|err| ReleaseError::io("writing", dest, err))?;
         }
-        entries.push(FileEntry {
-            path: f.rel.clone(),
-            size: n,
-            mode,
-            sha256: h.finish(),
-        });
+        if h.finish() != e.sha256 {
+            return Err(ReleaseError::Usage(format!(
+                "{} changed while it was being packed",
+                f.path.display()
+            )));
+        }
     }
     let out = zip.finish().map_err(zerr)?;
     let file = out

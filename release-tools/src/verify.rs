@@ -104,7 +104,8 @@ pub fn verify(root: &Path, channel: &str, pubkey: &Path) -> Result<Report> {
     })
 }
 
-/// Whether the zip's entries differ from the index's files (names and sizes).
+/// Whether the zip's entries differ from the files the index says it carries
+/// (names and sizes; see `FileIndex::carriers`).
 fn zip_mismatch(archive: &Path, idx: &FileIndex) -> Option<String> {
     let file = std::fs::File::open(archive).ok()?;
     let mut zip = match zip::ZipArchive::new(file) {
@@ -119,10 +120,14 @@ fn zip_mismatch(archive: &Path, idx: &FileIndex) -> Option<String> {
         }
     }
     in_zip.sort();
-    let want: Vec<(String, u64)> = idx.files.iter().map(|f| (f.path.clone(), f.size)).collect();
+    let want: Vec<(String, u64)> = idx
+        .carriers()
+        .into_iter()
+        .map(|f| (f.path.clone(), f.size))
+        .collect();
     (in_zip != want).then(|| {
         format!(
-            "its {} entries are not the index's {} files",
+            "its {} entries are not the {} files the index says it carries",
             in_zip.len(),
             want.len()
         )

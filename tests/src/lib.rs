@@ -141,6 +141,24 @@ pub fn sample_bundle(dir: &Path, seed: u64, big: usize) {
     )
     .expect("write");
     std::fs::write(e.join("_internal/empty.txt"), "").expect("write");
+    // PyInstaller links libraries under a second name, and repeats some files.
+    std::fs::create_dir_all(e.join("_internal/nvidia/lib")).expect("mkdir");
+    std::fs::write(
+        e.join("_internal/nvidia/lib/libalias.so.1"),
+        noise(seed + 1000, 64 << 10),
+    )
+    .expect("write");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(
+        "nvidia/lib/libalias.so.1",
+        e.join("_internal/libalias.so.1"),
+    )
+    .expect("symlink");
+    std::fs::write(
+        e.join("_internal/pkg/sub/data-copy.json"),
+        "{\"a\": [1, 2, 3]}\n",
+    )
+    .expect("write");
 }
 
 /// Every file under `root`: relative path → (bytes, executable).

@@ -58,6 +58,38 @@ fn install_over_http_then_answer_from_cache_with_the_server_gone() {
     assert_eq!(ready["variant"], "linux-x86_64-cpu");
     let dir = ready_dir(&evs);
     assert_installed_equals(&dir, &input);
+    // Repeated content ships once and installs as one file under two names.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let a = std::fs::metadata(dir.join("peft_engine/_internal/libalias.so.1")).expect("alias");
+        let b = std::fs::metadata(dir.join("peft_engine/_internal/nvidia/lib/libalias.so.1"))
+            .expect("lib");
+        assert_eq!(a.ino(), b.ino(), "a hard link, not a second copy");
+        assert!(
+            !std::fs::symlink_metadata(dir.join("peft_engine/_internal/libalias.so.1"))
+                .expect("meta")
+                .file_type()
+                .is_symlink()
+        );
+    }
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.path("repo/channels/stable/manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    let v = &m["releases"][0]["variants"][0];
+    let archive = w.path(&format!(
+        "repo/blobs/sha256/{}",
+        v["archive"]["sha256"].as_str().expect("sha")
+    ));
+    let entries = zip::ZipArchive::new(std::fs::File::open(archive).expect("archive"))
+        .expect("zip")
+        .len() as u64;
+    assert_eq!(
+        entries + 2,
+        v["index"]["files"].as_u64().expect("files"),
+        "two repeated files are not stored twice"
+    );
     // The executable runs.
     let exe = ready["executable"].as_str().expect("executable");
     let run = std::process::Command::new(exe)
