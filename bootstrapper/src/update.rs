@@ -263,25 +263,43 @@ fn write_from_delta(
             Action::Decode(e) => {
                 f.seek(SeekFrom::Start(start + e.offset))
                     .map_err(bad_delta)?;
-                let payload = BufReader::new((&mut f).take(e.len));
-                let reference;
-                let mut dec = match e.kind {
-                    DeltaKind::Whole => {
-                        zstd::stream::read::Decoder::with_buffer(payload).map_err(bad_delta)?
-                    }
-                    DeltaKind::ZstdPatch => {
-                        let b = e.base.as_deref().unwrap_or_default();
+                let mut payload = BufReader::new((&mut f).take(e.len));
+                let reference = match &e.base {
+                    Some(b) => {
                         let p = executable(base_dir, b);
-                        reference =
-                            std::fs::read(&p).map_err(|err| Error::storage("reading", &p, err))?;
-                        zstd::stream::read::Decoder::with_ref_prefix(payload, &reference)
-                            .map_err(bad_delta)?
+                        std::fs::read(&p).map_err(|err| Error::storage("reading", &p, err))?
                     }
+                    None => Vec::new(),
                 };
-                dec.window_log_max(31).map_err(bad_delta)?;
                 let mut out =
                     File::create(&dest).map_err(|err| Error::storage("creating", &dest, err))?;
-                let n = copy_hashed(&mut dec.take(t.size + 1), &mut out, &mut hasher, &dest)?;
+                let n = match e.kind {
+                    DeltaKind::Bsdiff => {
+                        let mut patch = Vec::new();
+                        payload.read_to_end(&mut patch).map_err(bad_delta)?;
+                        let mut sink = Capped {
+                            out: &mut out,
+                            hasher: &mut hasher,
+                            n: 0,
+                            cap: t.size,
+                        };
+                        qbsdiff::Bspatch::new(&patch)
+                            .map_err(bad_delta)?
+                            .apply(&reference, &mut sink)
+                            .map_err(bad_delta)?;
+                        sink.n
+                    }
+                    DeltaKind::Whole | DeltaKind::ZstdPatch => {
+                        let mut dec = if e.kind == DeltaKind::Whole {
+                            zstd::stream::read::Decoder::with_buffer(payload).map_err(bad_delta)?
+                        } else {
+                            zstd::stream::read::Decoder::with_ref_prefix(payload, &reference)
+                                .map_err(bad_delta)?
+                        };
+                        dec.window_log_max(31).map_err(bad_delta)?;
+                        copy_hashed(&mut dec.take(t.size + 1), &mut out, &mut hasher, &dest)?
+                    }
+                };
                 out.sync_all()
                     .map_err(|err| Error::storage("writing", &dest, err))?;
                 set_mode(&dest, t.mode)?;
@@ -302,6 +320,32 @@ fn write_from_delta(
         sync_dir(d);
     }
     Ok(())
+}
+
+/// A writer that hashes what it writes and refuses to go past `cap` bytes.
+struct Capped<'a> {
+    out: &'a mut File,
+    hasher: &'a mut Sha256Hasher,
+    n: u64,
+    cap: u64,
+}
+
+impl Write for Capped<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.n + buf.len() as u64 > self.cap {
+            return Err(std::io::Error::other(
+                "the patch writes more than the signed size",
+            ));
+        }
+        self.out.write_all(buf)?;
+        self.hasher.update(buf);
+        self.n += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 fn copy_hashed(

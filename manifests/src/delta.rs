@@ -9,9 +9,10 @@
 //!
 //! Every file of the target whose content (SHA-256) the base install already has is
 //! reused by reference: it costs no bytes and is not listed. Every other file has one
-//! [`DeltaEntry`]: either `whole` (the file as a zstd frame) or `zstd_patch` (a zstd
-//! frame compressed against the base file at `base` as a reference prefix, with long
-//! distance matching). Each entry carries the target's size and SHA-256, so the
+//! [`DeltaEntry`]: `whole` (the file as a zstd frame), `zstd_patch` (a zstd frame
+//! compressed against the base file at `base` as a reference prefix, with long
+//! distance matching) or `bsdiff` (a BSDIFF40 patch against the base file, for files
+//! small enough to suffix-sort; it wins on recompiled libraries). Each entry carries the target's size and SHA-256, so the
 //! bootstrapper verifies every file it writes against the signed index as well.
 //!
 //! [`plan`] chooses between the offered deltas and the full archive by bytes;
@@ -64,6 +65,8 @@ pub enum DeltaKind {
     Whole,
     /// zstd with the base file as reference prefix.
     ZstdPatch,
+    /// A BSDIFF40 patch (bzip2) against the base file.
+    Bsdiff,
 }
 
 /// What to download for an update.

@@ -408,3 +408,68 @@ fn nix_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+/// The kinds of the entries of the newest release's first delta.
+fn delta_kinds(w: &World) -> Vec<String> {
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.path("repo/channels/stable/manifest.json")).expect("m"),
+    )
+    .expect("json");
+    let sha = m["releases"][0]["variants"][0]["deltas"][0]["sha256"]
+        .as_str()
+        .expect("a delta")
+        .to_string();
+    let bytes = std::fs::read(w.path(&format!("repo/blobs/sha256/{sha}"))).expect("delta");
+    assert_eq!(&bytes[..8], b"PEFTDLT1");
+    let len = u64::from_le_bytes(bytes[8..16].try_into().expect("len")) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[16..16 + len]).expect("header");
+    header["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn a_recompiled_library_travels_as_a_bsdiff_patch_and_applies_exactly() {
+    let w = World::new();
+    let input = w.pack("1.0.0", 14, MIB);
+    std::fs::write(
+        input.join("peft_engine/_internal/libscatter.so"),
+        noise(99, 2 * MIB),
+    )
+    .expect("write");
+    let repack = w.path("input-1.0.0b");
+    copy_tree(&input, &repack);
+    // Repack 1.0.0 with the extra library (the first pack had none).
+    std::fs::remove_dir_all(w.path("repo")).expect("reset repo");
+    w.pack_dir("1.0.0", &repack, &[]);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    assert_eq!(exit(&w.run("ensure", &server.url(), "cache", &[])), 0);
+    // 1.0.1: one byte in every 4 KiB of the library moves, like code after a recompile.
+    let next = w.path("input-1.0.1");
+    copy_tree(&repack, &next);
+    let lib = next.join("peft_engine/_internal/libscatter.so");
+    let mut bytes = std::fs::read(&lib).expect("read");
+    for i in (0..bytes.len()).step_by(4096) {
+        bytes[i] = bytes[i].wrapping_add(1);
+    }
+    std::fs::write(&lib, bytes).expect("write");
+    w.pack_dir("1.0.1", &next, &[]);
+    w.publish(&[]);
+    assert_eq!(
+        delta_kinds(&w),
+        vec!["bsdiff".to_string()],
+        "only the library changed, and bsdiff encodes it best"
+    );
+    let out = w.run("update", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        event(&events(&out), "staged").expect("staged")["from"],
+        "1.0.0"
+    );
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_tree(&installed(&events(&out)), &next);
+}
