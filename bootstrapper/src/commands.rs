@@ -57,6 +57,35 @@ pub(crate) fn selection_env(sel: &peft_manifest::Selection<'_>) -> Env {
         .collect()
 }
 
+/// Runs the probe of a fresh install of `sel` (with the selection's environment).
+/// A failure is remembered in `bad`, keyed by this machine's driver and GPUs, and
+/// returned as the inner `Err` for the caller to act on.
+pub(crate) fn probe_install(
+    ctx: &Ctx<'_>,
+    lock: &CacheLock,
+    bad: &mut BadVariants,
+    hw: &Detected,
+    sel: &peft_manifest::Selection<'_>,
+    dir: &str,
+    rec: &InstallRecord,
+) -> Result<Result<(), String>> {
+    let exe = executable(&ctx.cache.versions().join(dir), &rec.entry);
+    let envs: Vec<(String, String)> = selection_env(sel).into_iter().collect();
+    match probe::probe(&exe, &envs, probe::probe_timeout()) {
+        Ok(()) => Ok(Ok(())),
+        Err(why) => {
+            bad.mark(
+                &hw.hardware,
+                &sel.release.version.to_string(),
+                &sel.variant.id,
+                &why,
+            );
+            bad.save(ctx.cache.root(), lock)?;
+            Ok(Err(why))
+        }
+    }
+}
+
 /// Whether an installed record may serve this request without the network.
 pub(crate) fn usable(rec: &InstallRecord, s: &Settings) -> bool {
     let ui_ok = match &s.ui_version {
@@ -281,7 +310,6 @@ pub async fn ensure(s: &Settings, reporter: &dyn Reporter) -> Result<PathBuf> {
     }
     let mut bad = BadVariants::load(ctx.cache.root());
     let state = ctx.cache.state()?;
-    let limit = probe::probe_timeout();
     // Each failed probe removes one candidate, so this ends.
     let attempts: usize = m.releases.iter().map(|r| r.variants.len()).sum::<usize>() + 1;
     let shelf = Shelf::for_settings(s);
@@ -321,32 +349,25 @@ pub async fn ensure(s: &Settings, reporter: &dyn Reporter) -> Result<PathBuf> {
             .record(&dir)?
             .ok_or_else(|| Error::Internal(format!("{dir} vanished after install")))?;
         let is_current = ctx.cache.current()?.is_some_and(|c| c.dir == dir);
-        if sel.variant.probe && !is_current {
-            let exe = executable(&ctx.cache.versions().join(&dir), &rec.entry);
-            let envs: Vec<(String, String)> = sel
-                .cuda_visible_devices
-                .iter()
-                .map(|c| (crate::env::CUDA_VISIBLE_DEVICES.to_string(), c.clone()))
-                .collect();
-            if let Err(why) = probe::probe(&exe, &envs, limit) {
-                let version = sel.release.version.to_string();
-                bad.mark(&hw.hardware, &version, &sel.variant.id, &why);
-                bad.save(ctx.cache.root(), &lock)?;
-                if matches!(s.choice, Choice::Forced(_)) {
-                    reporter.warn(format!(
+        if sel.variant.probe
+            && !is_current
+            && let Err(why) = probe_install(&ctx, &lock, &mut bad, &hw, sel, &dir, &rec)?
+        {
+            let version = sel.release.version.to_string();
+            if matches!(s.choice, Choice::Forced(_)) {
+                reporter.warn(format!(
                         "{} {version} failed its probe on this machine ({why}); using it anyway because it was asked for",
                         sel.variant.id
                     ));
-                } else {
-                    if fresh {
-                        discard(&ctx.cache, &dir);
-                    }
-                    reporter.warn(format!(
+            } else {
+                if fresh {
+                    discard(&ctx.cache, &dir);
+                }
+                reporter.warn(format!(
                         "{} {version} failed its probe on this machine and is set aside until the driver or the GPUs change: {why}; trying the next variant",
                         sel.variant.id
                     ));
-                    continue;
-                }
+                continue;
             }
         }
         ctx.switch(&lock, &dir, &rec, selection_env(sel))?;
@@ -504,7 +525,7 @@ pub fn verify(s: &Settings, json_out: bool) -> Result<()> {
     let mut problems = Vec::new();
     for f in &rec.index.files {
         let p = executable(&dir, &f.path);
-        match hash_file(&p, None) {
+        match hash_file(&p) {
             Ok((hex, n)) if hex == f.sha256.hex() && n == f.size => {}
             Ok((hex, n)) => problems.push(format!(
                 "{}: {n} bytes, SHA-256 {hex}; expected {} bytes, {}",

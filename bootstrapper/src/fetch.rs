@@ -240,7 +240,7 @@ impl Fetcher {
         let done = downloads.join(&hex);
         if done.is_file() {
             reporter.progress(Phase::Verify, 0, blob.size);
-            if hash_file(&done, None)
+            if hash_file(&done)
                 .map(|(d, n)| d == blob.sha256.hex() && n == blob.size)
                 .unwrap_or(false)
             {
@@ -469,26 +469,9 @@ fn hash_prefix(file: &mut File, n: u64) -> std::io::Result<Sha256Hasher> {
 }
 
 /// The hex SHA-256 and size of a file.
-pub fn hash_file(
-    path: &Path,
-    reporter: Option<(&dyn Reporter, u64)>,
-) -> std::io::Result<(String, u64)> {
-    let mut f = File::open(path)?;
-    let mut h = Sha256Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-        if let Some((r, total)) = reporter {
-            r.progress(Phase::Verify, n, total);
-        }
-    }
-    Ok((h.finish().hex(), n))
+pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let (digest, n) = peft_manifest::Sha256::of_reader(File::open(path)?)?;
+    Ok((digest.hex(), n))
 }
 
 /// Copies a blob from a local folder (offline folder or `file://` repository),

@@ -21,7 +21,8 @@ use semver::Version;
 
 use crate::cache::{Cache, CacheLock, Current, InstallRecord, Pending, dir_size, sync_dir};
 use crate::commands::{
-    Ctx, bad_reason, detect_here, discard, emit_selection, no_variant, ready, selection_env,
+    Ctx, bad_reason, detect_here, discard, emit_selection, no_variant, probe_install, ready,
+    selection_env,
 };
 use crate::error::{Error, Result};
 use crate::events::{Event, Phase, Reporter, Source};
@@ -30,7 +31,7 @@ use crate::install::{
     SPARE, Target, check_space, clean_staging, commit, executable, fetch_index, install,
     new_staging,
 };
-use crate::probe::{self, BadVariants};
+use crate::probe::BadVariants;
 use crate::repo::accept_manifest;
 use crate::settings::Settings;
 
@@ -134,15 +135,7 @@ pub async fn update(s: &Settings, reporter: &dyn Reporter, check: bool) -> Resul
                     .cache
                     .record(&name)?
                     .ok_or_else(|| Error::Internal(format!("{name} vanished")))?;
-                let exe = executable(&ctx.cache.versions().join(&name), &rec.entry);
-                let envs: Vec<(String, String)> = sel
-                    .cuda_visible_devices
-                    .iter()
-                    .map(|c| (crate::env::CUDA_VISIBLE_DEVICES.to_string(), c.clone()))
-                    .collect();
-                if let Err(why) = probe::probe(&exe, &envs, probe::probe_timeout()) {
-                    bad.mark(&hw.hardware, &version, &variant, &why);
-                    bad.save(ctx.cache.root(), &lock)?;
+                if let Err(why) = probe_install(&ctx, &lock, &mut bad, &hw, sel, &name, &rec)? {
                     discard(&ctx.cache, &name);
                     reporter.warn(format!("{variant} {version} failed its probe on this machine ({why}); trying the next variant"));
                     continue;
@@ -254,11 +247,10 @@ fn write_from_delta(
                     std::fs::copy(&src, &dest).map_err(|e| Error::storage("copying", &src, e))?;
                     set_mode(&dest, t.mode)?;
                 }
-                hash_into(
-                    &mut File::open(&dest).map_err(|e| Error::storage("reading", &dest, e))?,
-                    &mut hasher,
-                    &dest,
-                )?
+                let file = File::open(&dest).map_err(|e| Error::storage("reading", &dest, e))?;
+                hasher
+                    .read_from(file)
+                    .map_err(|e| Error::storage("reading", &dest, e))?
             }
             Action::Decode(e) => {
                 f.seek(SeekFrom::Start(start + e.offset))
@@ -364,21 +356,6 @@ fn copy_hashed(
         h.update(&buf[..k]);
         out.write_all(&buf[..k])
             .map_err(|e| Error::storage("writing", path, e))?;
-        n += k as u64;
-    }
-}
-
-fn hash_into(src: &mut File, h: &mut Sha256Hasher, path: &Path) -> Result<u64> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = src
-            .read(&mut buf)
-            .map_err(|e| Error::storage("reading", path, e))?;
-        if k == 0 {
-            return Ok(n);
-        }
-        h.update(&buf[..k]);
         n += k as u64;
     }
 }

@@ -23,6 +23,13 @@ impl Sha256 {
         h.finish()
     }
 
+    /// The digest and length of everything `r` yields (a file, a zip entry, ...).
+    pub fn of_reader(r: impl std::io::Read) -> std::io::Result<(Self, u64)> {
+        let mut h = Sha256Hasher::new();
+        let n = h.read_from(r)?;
+        Ok((h.finish(), n))
+    }
+
     /// Lowercase hex, as used in blob names.
     pub fn hex(&self) -> String {
         hex::encode(self.0)
@@ -88,6 +95,23 @@ impl Sha256Hasher {
     pub fn update(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
+    /// Feeds everything `r` yields, in 1 MiB reads; returns how many bytes.
+    pub fn read_from(&mut self, mut r: impl std::io::Read) -> std::io::Result<u64> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0u64;
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => return Ok(n),
+                Ok(k) => {
+                    self.update(&buf[..k]);
+                    n += k as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     pub fn finish(self) -> Sha256 {
         Sha256(self.0.finalize().into())
     }
@@ -105,6 +129,15 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(d.hex().parse::<Sha256>(), Ok(d));
+    }
+
+    #[test]
+    fn readers_hash_like_slices() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(
+            Sha256::of_reader(&data[..]).expect("read"),
+            (Sha256::of(&data), data.len() as u64)
+        );
     }
 
     #[test]

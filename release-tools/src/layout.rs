@@ -3,10 +3,10 @@
 //! `blobs/sha256/<hex>`; the channel manifest is written last.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use peft_manifest::{Blob, Sha256, Sha256Hasher};
+use peft_manifest::{Blob, Sha256};
 
 use crate::error::{ReleaseError, Result};
 
@@ -106,19 +106,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// The digest and size of a file.
 pub fn hash_file(path: &Path) -> Result<(Sha256, u64)> {
-    let mut f = File::open(path).map_err(|e| ReleaseError::io("opening", path, e))?;
-    let mut h = Sha256Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f
-            .read(&mut buf)
-            .map_err(|e| ReleaseError::io("reading", path, e))?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((h.finish(), n))
+    let file = File::open(path).map_err(|e| ReleaseError::io("opening", path, e))?;
+    Sha256::of_reader(file).map_err(|e| ReleaseError::io("reading", path, e))
 }

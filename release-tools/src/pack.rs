@@ -267,23 +267,6 @@ pub fn pack(args: &PackArgs) -> Result<Packed> {
     Ok(Packed { pending, record })
 }
 
-/// Hashes a file; returns its digest and size.
-fn hash_file(path: &Path, buf: &mut [u8]) -> Result<(peft_manifest::Sha256, u64)> {
-    let mut input = File::open(path).map_err(|e| ReleaseError::io("reading", path, e))?;
-    let mut h = Sha256Hasher::new();
-    let mut n = 0u64;
-    loop {
-        let k = input
-            .read(buf)
-            .map_err(|e| ReleaseError::io("reading", path, e))?;
-        if k == 0 {
-            return Ok((h.finish(), n));
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-}
-
 /// Writes the reproducible zip and returns the index entries. Each distinct content
 /// is stored once, under its first path (`FileIndex::carriers`); the index lists
 /// every path.
@@ -291,7 +274,7 @@ fn write_zip(dest: &Path, found: &[Found], entry: &str) -> Result<Vec<FileEntry>
     let mut buf = vec![0u8; 1 << 20];
     let mut entries = Vec::with_capacity(found.len());
     for f in found {
-        let (sha256, size) = hash_file(&f.path, &mut buf)?;
+        let (sha256, size) = crate::layout::hash_file(&f.path)?;
         let mode = if f.executable || f.rel == entry {
             0o755
         } else {
