@@ -57,6 +57,42 @@ pub(crate) fn selection_env(sel: &peft_manifest::Selection<'_>) -> Env {
         .collect()
 }
 
+/// The selection `ensure`, `update` and `detect` make: the manifest's best fit for
+/// this machine and UI, minus variants whose probe failed here and installs rolled
+/// back here, and, from an offline folder, minus variants the folder lacks (the
+/// folder then names the files to fetch). Emits the verdicts (when asked) and the
+/// choice; exit 5 when nothing fits.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn choose<'m>(
+    m: &'m Manifest,
+    s: &Settings,
+    hw: &Detected,
+    bad: &BadVariants,
+    state: &State,
+    shelf: Option<&Shelf>,
+    verdicts: bool,
+    reporter: &dyn Reporter,
+) -> Result<peft_manifest::Selection<'m>> {
+    let probed = bad_reason(bad, state, hw);
+    let mut out = select_excluding(
+        m,
+        &hw.hardware,
+        s.ui_version.as_ref(),
+        &s.choice,
+        &|r, v| probed(r, v).or_else(|| shelf?.missing(v)),
+    );
+    let reviewed = match shelf {
+        Some(shelf) => shelf.review(m, &hw.hardware, s, &probed, &mut out, reporter),
+        None => Ok(()),
+    };
+    emit_selection(reporter, &out, verdicts, None);
+    reviewed?;
+    match out.selected.take() {
+        Some(sel) => Ok(sel),
+        None => Err(no_variant(m, s, &out, hw)),
+    }
+}
+
 /// Runs the probe of a fresh install of `sel` (with the selection's environment).
 /// A failure is remembered in `bad`, keyed by this machine's driver and GPUs, and
 /// returned as the inner `Err` for the caller to act on.
@@ -314,24 +350,7 @@ pub async fn ensure(s: &Settings, reporter: &dyn Reporter) -> Result<PathBuf> {
     let attempts: usize = m.releases.iter().map(|r| r.variants.len()).sum::<usize>() + 1;
     let shelf = Shelf::for_settings(s);
     for _ in 0..attempts {
-        let out = {
-            let probed = bad_reason(&bad, &state, &hw);
-            let mut out = select_excluding(
-                &m,
-                &hw.hardware,
-                s.ui_version.as_ref(),
-                &s.choice,
-                &|r, v| probed(r, v).or_else(|| shelf.as_ref()?.missing(v)),
-            );
-            if let Some(shelf) = &shelf {
-                shelf.review(&m, &hw.hardware, s, &probed, &mut out, reporter)?;
-            }
-            out
-        };
-        emit_selection(reporter, &out, false, None);
-        let Some(sel) = &out.selected else {
-            return Err(no_variant(&m, s, &out, &hw));
-        };
+        let sel = &choose(&m, s, &hw, &bad, &state, shelf.as_ref(), false, reporter)?;
         let target = Target {
             release: sel.release,
             variant: sel.variant,
@@ -437,24 +456,17 @@ pub async fn detect(s: &Settings, reporter: &dyn Reporter) -> Result<()> {
     drop(lock);
     let bad = BadVariants::load(cache.root());
     let state = cache.state()?;
-    let (probed, shelf) = (bad_reason(&bad, &state, &hw), Shelf::for_settings(s));
-    let mut out = select_excluding(
+    choose(
         &m,
-        &hw.hardware,
-        s.ui_version.as_ref(),
-        &s.choice,
-        &|r, v| probed(r, v).or_else(|| shelf.as_ref()?.missing(v)),
-    );
-    let reviewed = match &shelf {
-        Some(shelf) => shelf.review(&m, &hw.hardware, s, &probed, &mut out, reporter),
-        None => Ok(()),
-    };
-    emit_selection(reporter, &out, true, None);
-    reviewed?;
-    match out.selected {
-        Some(_) => Ok(()),
-        None => Err(no_variant(&m, s, &out, &hw)),
-    }
+        s,
+        &hw,
+        &bad,
+        &state,
+        Shelf::for_settings(s).as_ref(),
+        true,
+        reporter,
+    )?;
+    Ok(())
 }
 
 /// `status`: installed versions, the current one, the cache size.

@@ -150,11 +150,6 @@ impl Shelf {
         out: &mut Outcome<'_>,
         reporter: &dyn Reporter,
     ) -> Result<()> {
-        for v in &mut out.verdicts {
-            if let Some(i) = v.reason.find(NOT_HERE) {
-                v.reason = v.reason[i..].to_string();
-            }
-        }
         let best = select_excluding(m, hw, s.ui_version.as_ref(), &s.choice, bad);
         let Some(want) = best.selected else {
             return Ok(());

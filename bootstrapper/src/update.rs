@@ -15,15 +15,11 @@ use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use peft_manifest::delta::{Action, DeltaHeader, DeltaKind, MAGIC, Plan, actions, plan};
-use peft_manifest::select::select_excluding;
 use peft_manifest::{Blob, FileIndex, Sha256Hasher};
 use semver::Version;
 
 use crate::cache::{Cache, CacheLock, Current, InstallRecord, Pending, dir_size, sync_dir};
-use crate::commands::{
-    Ctx, bad_reason, detect_here, discard, emit_selection, no_variant, probe_install, ready,
-    selection_env,
-};
+use crate::commands::{Ctx, choose, detect_here, discard, probe_install, ready, selection_env};
 use crate::error::{Error, Result};
 use crate::events::{Event, Phase, Reporter, Source};
 use crate::fetch::{Fetcher, Root};
@@ -31,6 +27,7 @@ use crate::install::{
     SPARE, Target, check_space, clean_staging, commit, executable, fetch_index, install,
     new_staging,
 };
+use crate::offline::Shelf;
 use crate::probe::BadVariants;
 use crate::repo::accept_manifest;
 use crate::settings::Settings;
@@ -57,18 +54,9 @@ pub async fn update(s: &Settings, reporter: &dyn Reporter, check: bool) -> Resul
     let mut bad = BadVariants::load(ctx.cache.root());
     let state = ctx.cache.state()?;
     let attempts: usize = m.releases.iter().map(|r| r.variants.len()).sum::<usize>() + 1;
+    let shelf = Shelf::for_settings(s);
     for _ in 0..attempts {
-        let out = select_excluding(
-            &m,
-            &hw.hardware,
-            s.ui_version.as_ref(),
-            &s.choice,
-            &bad_reason(&bad, &state, &hw),
-        );
-        emit_selection(reporter, &out, false, None);
-        let Some(sel) = &out.selected else {
-            return Err(no_variant(&m, s, &out, &hw));
-        };
+        let sel = &choose(&m, s, &hw, &bad, &state, shelf.as_ref(), false, reporter)?;
         let target = Target {
             release: sel.release,
             variant: sel.variant,

@@ -205,6 +205,22 @@ fn a_missing_variant_is_named_with_the_file_to_fetch() {
         "the hint names the file to fetch: {hint}"
     );
     assert!(w.nothing_installed("cache"));
+    // update from the folder names the same file instead of failing on it.
+    let out = w.run(
+        "update",
+        &closed_port_url(),
+        "cache",
+        &["--offline-dir", &stick.to_string_lossy()],
+    );
+    assert_eq!(exit(&out), 5, "{}", stderr(&out));
+    let err = event(&events(&out), "error").cloned().expect("error event");
+    assert!(
+        err["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&archive_path(&w, "linux-x86_64-cpu")),
+        "{err}"
+    );
     // detect explains each variant the same way.
     let out = w.run(
         "detect",
