@@ -25,6 +25,7 @@ CORE_MODULES = (
     "uvicorn.protocols.http.auto", "uvicorn.protocols.http.h11_impl",
     "uvicorn.protocols.websockets.auto", "uvicorn.lifespan.on", "uvicorn.lifespan.off",
     "peft_engine.api", "peft_engine.server", "peft_engine.jobs", "peft_engine.probe",
+    "peft_engine.access", "peft_engine.lifeline",
 )
 FULL_MODULES = (
     "numpy", "torch", "safetensors", "tokenizers", "transformers", "peft", "accelerate",

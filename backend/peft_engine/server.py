@@ -5,6 +5,9 @@ once uvicorn serves, exactly one JSON line goes to stdout, flushed:
 ``{"event":"listening","host":...,"port":N,"version":...,"variant":...}``.
 All logging goes to stderr, so stdout carries that line and nothing else.
 
+Access (token, Host check) is in access.py; exiting when the launcher dies, in
+lifeline.py. Both are inactive unless the launcher sets their variables.
+
 SIGTERM/SIGINT: uvicorn notices within 0.1 s; we then cancel every job (the
 training loop checks its flag each step), end the SSE streams, and let uvicorn
 shut down with a short graceful timeout. The process exits with status 0 (we do not
@@ -19,7 +22,8 @@ import threading
 
 import uvicorn
 
-from . import mlstack
+from . import lifeline, mlstack
+from .access import guard
 from .api import create_app
 from .buildinfo import BUILD_INFO
 
@@ -93,11 +97,12 @@ class EngineServer(uvicorn.Server):
 
 
 def serve(host, port, log_level="info"):
+    lifeline.start()  # only watches the launcher when it asked (PEFT_PARENT_FD / PEFT_PARENT_PID)
     sock = bind_socket(host, port)
     real_host, real_port = sock.getsockname()[:2]
     app = create_app()
     config = uvicorn.Config(
-        app,
+        guard(app, real_port),  # token + Host check when PEFT_ENGINE_TOKEN is set (access.py)
         log_config=LOG_CONFIG,
         log_level=log_level,
         loop="asyncio",
