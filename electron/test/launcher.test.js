@@ -1,0 +1,115 @@
+'use strict';
+// node headless.js (the launcher, CONTRACT §9) against the real peft-bootstrap, a real
+// signed repository served over HTTP on loopback, and the real frozen engine.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { need, tmp, Repo, serve, headless, prodEnv, processesMatching, eventually } = require('./support');
+const { httpGet } = require('../lib/engine');
+const proc = require('../lib/proc');
+
+test('first start installs from the network, starts a guarded engine; second start is from the cache with no network', { timeout: 180000 }, async (t) => {
+  if (!need(t, 'bootstrap', 'release', 'bundle')) return;
+  const root = tmp();
+  const repo = new Repo(root).pack('1.0.0').publish();
+  const srv = await serve(repo.dir);
+  t.after(() => srv.close());
+  const env = prodEnv({ manifest: srv.manifest, pub: repo.pub, cache: path.join(root, 'cache'), app: path.join(root, 'app') });
+
+  const h = headless(env);
+  const running = await h.waitFor((e) => e.event === 'engine' && e.state === 'running', 120000);
+  const kinds = h.events.map((e) => e.event);
+  // bootstrapper events forwarded unchanged, in order, then the launcher's own
+  assert.equal(kinds[0], 'hardware');
+  for (const k of ['selected', 'progress', 'ready', 'engine']) assert.ok(kinds.includes(k), `${k} in ${kinds}`);
+  assert.ok(kinds.indexOf('selected') < kinds.indexOf('ready') && kinds.indexOf('ready') < kinds.indexOf('engine'));
+  const ready = h.events.find((e) => e.event === 'ready');
+  assert.equal(ready.source, 'network');
+  const phases = new Set(h.events.filter((e) => e.event === 'progress').map((e) => e.phase));
+  assert.ok(phases.has('download') && phases.has('extract'), [...phases].join());
+  assert.equal(running.version, '1.0.0');
+  assert.match(running.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.ok(running.token.length >= 32 && Number.isInteger(running.pid));
+  assert.equal(proc.exePath(running.pid), ready.executable);
+  assert.deepEqual(h.garbage, [], 'stdout carries JSON lines only');
+
+  // CONTRACT §8 through the launcher: /health open, the rest needs the token, foreign Host refused
+  assert.equal((await httpGet(`${running.url}/health`)).status, 200);
+  assert.equal((await httpGet(`${running.url}/system`)).status, 401);
+  assert.equal((await httpGet(`${running.url}/system`, { token: 'not-the-token' })).status, 401);
+  assert.equal((await httpGet(`${running.url}/system`, { token: running.token })).status, 200);
+  assert.equal((await httpGet(`${running.url}/health`, { headers: { Host: 'rebind.example.com' } })).status, 403);
+  assert.equal((await httpGet(`${running.url}/system`, { token: running.token, headers: { Host: `localhost:${new URL(running.url).port}` } })).status, 200);
+
+  const t0 = Date.now();
+  const exit = await h.stop('SIGTERM');
+  assert.deepEqual(exit, { code: 0, signal: null });
+  assert.equal(proc.alive(running.pid), false, 'no engine left after quit');
+  assert.deepEqual(processesMatching(ready.executable), []);
+  t.diagnostic(`quit took ${Date.now() - t0} ms`);
+
+  // second start: the cache answers, the server sees no request at all
+  srv.hits.length = 0;
+  const h2 = headless(env);
+  const running2 = await h2.waitFor((e) => e.event === 'engine' && e.state === 'running', 60000);
+  const ready2 = h2.events.find((e) => e.event === 'ready');
+  assert.equal(ready2.source, 'cache');
+  assert.equal(h2.events.some((e) => e.event === 'progress'), false);
+  assert.deepEqual(srv.hits, []);
+  assert.notEqual(running2.token, running.token, 'a fresh token per launch');
+  await h2.stop();
+  assert.equal(proc.alive(running2.pid), false);
+});
+
+test('bootstrapper failures reach the caller as error events with the exit code', { timeout: 120000 }, async (t) => {
+  if (!need(t, 'bootstrap', 'release', 'bundle')) return;
+  const root = tmp();
+  const repo = new Repo(root).pack('1.0.0').publish();
+  const other = new Repo(path.join(root, 'other'));
+  const srv = await serve(repo.dir);
+  t.after(() => srv.close());
+  const base = { manifest: srv.manifest, pub: repo.pub, cache: path.join(root, 'cache'), app: path.join(root, 'app') };
+
+  const cases = [
+    ['untrusted key', { ...base, pub: other.pub }, 4, 'integrity'],
+    ['unreachable repository', { ...base, manifest: 'http://127.0.0.1:9/channels/stable/manifest.json' }, 3, 'network'],
+    ['no variant fits', { ...base, extra: { PEFT_BACKEND_VARIANT: 'linux-x86_64-cuda12.8' } }, 5, 'no_variant'],
+    ['bad setting', { ...base, extra: { PEFT_CHANNEL: 'Not A Channel!' } }, 2, 'usage'],
+  ];
+  for (const [name, opts, exitCode, code] of cases) {
+    const h = headless(prodEnv(opts));
+    const exit = await h.exited;
+    const err = h.events.find((e) => e.event === 'error');
+    assert.ok(err, `${name}: an error event; stderr ${h.stderr}`);
+    assert.equal(err.exit_code, exitCode, `${name}: ${JSON.stringify(err)}`);
+    assert.equal(err.code, code, name);
+    assert.ok(err.message.length > 10, name);
+    assert.equal(exit.code, exitCode, `${name}: headless exits with the bootstrapper's code`);
+    assert.equal(h.events.some((e) => e.event === 'engine' && e.state === 'running'), false);
+  }
+  assert.deepEqual(processesMatching(path.join(root, 'cache')), []);
+});
+
+test('a missing bootstrapper is an error that names it', async () => {
+  const root = tmp();
+  const h = headless({ PEFT_BOOTSTRAP: path.join(root, 'nope', 'peft-bootstrap'), PEFT_APP_DIR: path.join(root, 'app'), PEFT_UPDATE: '0' });
+  const exit = await h.exited;
+  const err = h.events.find((e) => e.event === 'error');
+  assert.match(err.message, /cannot run the bootstrapper .*nope/);
+  assert.equal(exit.code, 1);
+});
+
+test('dev mode runs backend/main.py with no bootstrapper', { timeout: 60000 }, async () => {
+  const root = tmp();
+  const h = headless({ PEFT_DEV: '1', PEFT_BOOTSTRAP: path.join(root, 'absent'), PEFT_APP_DIR: path.join(root, 'app'), PEFT_DATA_DIR: path.join(root, 'data') });
+  const running = await h.waitFor((e) => e.event === 'engine' && e.state === 'running', 45000);
+  assert.equal(running.version, '0.0.0-dev');
+  assert.equal(running.variant, 'dev');
+  assert.deepEqual(h.events.map((e) => e.event), ['engine', 'engine'], 'no bootstrapper events');
+  const health = await httpGet(`${running.url}/health`);
+  assert.equal(health.body.profile ?? 'source', 'source');
+  assert.equal((await httpGet(`${running.url}/system`, { token: running.token })).body.frozen, false);
+  assert.equal((await httpGet(`${running.url}/system`)).status, 401, 'dev mode through the launcher is guarded too');
+  assert.deepEqual(await h.stop(), { code: 0, signal: null });
+  await eventually(() => !proc.alive(running.pid), 1000, 'the dev engine to be gone');
+});
