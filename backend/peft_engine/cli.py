@@ -104,7 +104,11 @@ def main(argv=None):
     # The server has shut down and jobs are cancelled. Skip the interpreter's teardown:
     # with torch loaded it takes ~1 s (finalizers, a daemon training thread), and the
     # contract is to exit within one second of SIGTERM. Nothing is left to flush but logs.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    # The streams may be pipes to a launcher that is gone (lifeline.py): never let a
+    # BrokenPipeError stand between us and the exit.
+    for flush in (logging.shutdown, sys.stdout.flush, sys.stderr.flush):
+        try:
+            flush()
+        except (OSError, ValueError):
+            pass
     os._exit(status)

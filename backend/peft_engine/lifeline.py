@@ -32,9 +32,14 @@ HARD_EXIT_S = 1.5
 
 
 def _lost(why):
-    sys.stderr.write(f"peft_engine: {why}; shutting down\n")
-    sys.stderr.flush()
+    # First act, then tell: the launcher that died held our stdout/stderr pipes too,
+    # so writing may raise BrokenPipeError, and that must not stop the exit.
     threading.Thread(target=_hard_exit_later, name="lifeline-hard-exit", daemon=True).start()
+    try:
+        sys.stderr.write(f"peft_engine: {why}; shutting down\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
     if sys.platform == "win32":
         os._exit(0)  # no SIGTERM to ourselves on Windows; nothing there waits for a clean exit
     os.kill(os.getpid(), signal.SIGTERM)

@@ -18,7 +18,8 @@ from conftest import SOURCE_CMD, Engine, engine_env, wait_for
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="kill -9 of a launcher is a POSIX test")
 
 # A stand-in launcher: starts the engine as its child the way electron/engine.js does
-# (stdin a pipe it never writes; variables as asked), prints the engine's pid and port, waits.
+# (stdin a pipe it never writes; variables as asked; stdout and stderr pipes it holds, so
+# the engine's writes hit a broken pipe once it is gone), prints the engine's pid and port, waits.
 LAUNCHER = textwrap.dedent("""
     import json, os, subprocess, sys
     mode = sys.argv[1]
@@ -29,7 +30,7 @@ LAUNCHER = textwrap.dedent("""
         env["PEFT_PARENT_PID"] = str(os.getpid())
     stdin = subprocess.PIPE if "fd" in mode else subprocess.DEVNULL
     proc = subprocess.Popen(sys.argv[2:] + ["--host", "127.0.0.1", "--port", "0"], env=env,
-                            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     port = json.loads(proc.stdout.readline())["port"]
     print(json.dumps({"pid": proc.pid, "port": port}), flush=True)
     proc.wait()
