@@ -1,0 +1,112 @@
+'use strict';
+// The Electron main process: wires the launcher (lib/, tested under plain Node) to
+// app, BrowserWindow, ipcMain and dialog. Nothing here decides anything the tests
+// cannot see; it cannot run where the Electron binary is absent (CI), so keep it thin.
+//
+// Production (app.isPackaged): peft-bootstrap from <resources>/bin, `ensure` with
+// this app's version. Development: backend/main.py from source (PEFT_DEV=0 forces
+// the production path from a checkout, with PEFT_BOOTSTRAP pointing at a build).
+
+const { app, BrowserWindow, ipcMain, dialog, shell } = require('electron');
+const path = require('node:path');
+const { Launcher } = require('./lib/launcher');
+const { JobObject } = require('./lib/winjob');
+const { findBundlesFolder } = require('./lib/offline');
+const paths = require('./lib/paths');
+
+const production = app.isPackaged ? process.env.PEFT_DEV !== '1' : process.env.PEFT_DEV === '0';
+let win = null;
+let launcher = null;
+let jobObject = null;
+const backlog = []; // events before the window listens
+let windowReady = false;
+let quitting = false;
+
+function send(ev) {
+  if (windowReady && win && !win.isDestroyed()) win.webContents.send('peft:event', ev);
+  else backlog.push(ev);
+}
+
+function createWindow() {
+  win = new BrowserWindow({
+    width: 620, height: 500, resizable: false, show: false, title: 'PEFT Studio',
+    backgroundColor: '#f4f5f7',
+    webPreferences: { preload: path.join(__dirname, 'preload.js'), contextIsolation: true, sandbox: true, nodeIntegration: false },
+  });
+  win.once('ready-to-show', () => win.show());
+  win.loadFile(path.join(__dirname, 'ui', 'progress.html'));
+  win.on('close', onClose);
+}
+
+async function start(choice) {
+  const engine = await launcher.start(choice);
+  if (engine && production) launcher.checkForUpdate().catch(() => {});
+  // The app's own UI is not part of this repository: PEFT_UI_URL names it (its
+  // renderer gets the base URL and token through the same `engine` event).
+  if (engine && process.env.PEFT_UI_URL && win) win.loadURL(process.env.PEFT_UI_URL);
+}
+
+async function onAction(_e, name) {
+  const choice = { ...launcher.choice };
+  switch (name) {
+    case 'retry': return start(choice);
+    case 'cpu': return start({ ...choice, variant: cpuVariant() });
+    case 'folder': {
+      const r = await dialog.showOpenDialog(win, { title: 'Install the engine from a folder', properties: ['openDirectory'],
+        message: 'Choose the peft-backend-bundles folder (for example on a USB stick)' });
+      if (!r.canceled && r.filePaths[0]) return start({ ...choice, offlineDir: r.filePaths[0] });
+      return null;
+    }
+    case 'log': return shell.openPath(launcher.logFile);
+    case 'cancel': return launcher.cancel();
+    case 'restart': return launcher.restartToUpdate();
+    default: return null;
+  }
+}
+
+function cpuVariant() {
+  const os = { linux: 'linux', darwin: 'macos', win32: 'windows' }[process.platform];
+  const arch = { x64: 'x86_64', arm64: 'aarch64' }[process.arch] || process.arch;
+  return `${os}-${arch}-cpu`;
+}
+
+// Quit: ask first while a job runs, then stop the engine (SIGTERM to its group,
+// SIGKILL after 1 s) and only then let the app exit.
+async function onClose(e) {
+  if (quitting) return;
+  e.preventDefault();
+  if (await launcher.busy()) {
+    const r = await dialog.showMessageBox(win, {
+      type: 'question', buttons: ['Keep training', 'Stop and quit'], defaultId: 0, cancelId: 0,
+      message: 'A fine-tuning job is still running.', detail: 'Quitting stops it; the finished steps are not saved as an adapter.',
+    });
+    if (r.response !== 1) return;
+  }
+  quitting = true;
+  try { await launcher.stop(); } finally {
+    if (jobObject) jobObject.close();
+    app.exit(0);
+  }
+}
+
+app.whenReady().then(() => {
+  jobObject = process.platform === 'win32' ? new JobObject().start() : null;
+  const offlineDir = production ? findBundlesFolder(app.getPath('exe')) : null;
+  launcher = new Launcher({
+    mode: production ? 'production' : 'dev',
+    bootstrap: production ? paths.bootstrapperPath(process.env, process.resourcesPath) : undefined,
+    uiVersion: app.getVersion(),
+    env: process.env,
+    appDir: paths.appDir(process.env, app.getPath('userData')),
+    jobObject,
+    choice: offlineDir ? { offlineDir } : {},
+  });
+  launcher.on('event', send);
+  ipcMain.on('peft:ready', () => { windowReady = true; for (const ev of backlog.splice(0)) send(ev); });
+  ipcMain.on('peft:act', onAction);
+  createWindow();
+  start(launcher.choice);
+});
+
+app.on('before-quit', (e) => { if (!quitting && win) { e.preventDefault(); win.close(); } });
+app.on('window-all-closed', () => { if (quitting) app.quit(); });
