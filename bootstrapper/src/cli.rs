@@ -8,10 +8,13 @@ use crate::env;
 
 /// Installs and updates the PEFT Studio backend that fits this machine.
 #[derive(Debug, Parser)]
-#[command(name = "peft-bootstrap", version = crate::self_update::VERSION, about, long_about = None, propagate_version = true)]
+#[command(name = "peft-bootstrap", version = crate::version::VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// One JSON event per line on stdout, nothing else (before or after the command).
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(flatten)]
     pub settings: SettingsArgs,
 }
@@ -19,13 +22,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show the hardware profile and every variant's verdict; install nothing.
-    Detect(OutputArgs),
+    Detect,
     /// Make a verified backend for this machine ready and print where it is.
-    Ensure(OutputArgs),
+    Ensure,
     /// Show installed versions, the current one and the cache size.
-    Status(OutputArgs),
+    Status,
     /// Re-hash the current install's files against its signed index.
-    Verify(OutputArgs),
+    Verify,
     /// Fetch and stage a newer compatible backend (by delta when possible); the next
     /// `ensure` makes it current.
     Update(UpdateArgs),
@@ -42,8 +45,6 @@ pub struct UpdateArgs {
     /// Only say whether an update exists and how many bytes it needs.
     #[arg(long)]
     pub check: bool,
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -51,8 +52,6 @@ pub struct RollbackArgs {
     /// Why (recorded; e.g. "health check failed").
     #[arg(long)]
     pub reason: Option<String>,
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -60,23 +59,11 @@ pub struct GcArgs {
     /// How many installs to keep (the current, previous and staged ones always stay).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub keep: usize,
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct OutputArgs {
-    /// One JSON event per line on stdout, nothing else.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `self-update`'s flags.
 #[derive(Debug, Args)]
 pub struct SelfUpdateArgs {
-    /// One JSON event per line on stdout, nothing else.
-    #[arg(long)]
-    pub json: bool,
     /// Only say whether a newer build is available; replace nothing.
     #[arg(long)]
     pub check: bool,

@@ -3,28 +3,37 @@
 //! to the UI (CONTRACT §4–5).
 //!
 //! The decisions live in the pure `peft-manifest` crate; this crate is the I/O around
-//! them: [`cli`] (flags), [`settings`] (flags and environment checked), [`detect`]
-//! (hardware probes), [`fetch`] (HTTP and local sources, resume, retries),
-//! [`repo`] (manifest acceptance), [`extract`] (zip checks), [`install`] (the
-//! transaction), [`cache`] (layout, lock, atomic files), [`events`] (JSON lines and
-//! progress bars), [`error`] (exit codes and hints), [`offline`] (offline folders:
-//! discovery, what they hold), [`self_update`](mod@self_update) (replacing this binary).
+//! them, in layers that import only downward (docs/BOOTSTRAPPER.md has the table):
+//!
+//! | floor | modules |
+//! | --- | --- |
+//! | commands | `commands` (one file per subcommand, the `Session`, the shared selection step) |
+//! | actions | `install` (transaction, extraction, delta, probe), `self_update` |
+//! | sources | `source` (roots, HTTP and local downloads, manifest acceptance, offline folders), `detect` |
+//! | state | `cache` (layout, lock, atomic files, bad variants, gc), `report` (events, reporters) |
+//! | ground | `cli`, `env`, `error`, `process`, `version` |
 
-pub mod cache;
-pub mod cli;
-pub mod commands;
-pub mod detect;
-pub mod env;
-pub mod error;
-pub mod events;
-pub mod extract;
-pub mod fetch;
-pub mod install;
-pub mod offline;
-pub mod probe;
-pub mod repo;
-pub mod self_update;
-pub mod settings;
-pub mod update;
+mod cache;
+mod cli;
+mod commands;
+mod detect;
+mod env;
+mod error;
+mod install;
+mod process;
+mod report;
+mod self_update;
+mod source;
+mod version;
 
+pub use cli::{Cli, Command};
+pub use commands::{Next, Session, Settings, default_cache_dir, run};
 pub use error::{Error, Result};
+pub use report::{Event, Reporter, reporter};
+pub use self_update::reexec;
+pub use version::VERSION;
+
+/// The variable that sets the `tracing` filter for stderr (`PEFT_LOG`).
+pub fn log_filter() -> String {
+    env::var(env::LOG).unwrap_or_else(|| "warn".into())
+}

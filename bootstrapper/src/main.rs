@@ -3,94 +3,70 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use peft_bootstrap::cli::{Cli, Command};
-use peft_bootstrap::events::{self, Event};
-use peft_bootstrap::settings::Settings;
-use peft_bootstrap::{Error, env, self_update};
-use peft_bootstrap::{commands, update};
+use peft_bootstrap::{Cli, Error, Event, Next, Reporter, Session, Settings};
 
 fn main() -> ExitCode {
-    let json = std::env::args().any(|a| a == "--json");
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = e.exit_code();
-            if json && code != 0 {
-                let ev = Event::Error {
-                    code: "usage".into(),
-                    message: e.kind().to_string(),
-                    exit_code: 2,
-                    hint: Some(e.to_string()),
-                };
-                if let Ok(line) = serde_json::to_string(&ev) {
-                    println!("{line}");
-                }
-            }
-            let _ = e.print();
-            return ExitCode::from(if code == 0 { 0 } else { 2 });
-        }
+        Err(e) => return usage_error(e),
     };
-    let filter = env::var(env::LOG).unwrap_or_else(|| "warn".into());
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            peft_bootstrap::log_filter(),
+        ))
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
-    let reporter = events::reporter(json);
-    let result = run(cli, reporter.as_ref(), json);
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // The command replaced this binary first (min_bootstrapper): run it again.
-            if let Some(exe) = self_update::updated_exe()
-                && let Some(code) = self_update::reexec(exe)
-            {
-                return ExitCode::from(code);
-            }
-            reporter.emit(Event::Error {
-                code: e.code().into(),
-                message: e.to_string(),
-                exit_code: e.exit_code(),
-                hint: e.hint(),
-            });
-            if json {
-                // People reading a terminal see the event's text; scripts see the JSON.
-                eprintln!("error: {e}");
-            }
-            ExitCode::from(e.exit_code())
+    let json = cli.json;
+    let reporter = peft_bootstrap::reporter(json);
+    let failed = |e: Error| {
+        reporter.emit(Event::Error {
+            code: e.code().into(),
+            message: e.to_string(),
+            exit_code: e.exit_code(),
+            hint: e.hint(),
+        });
+        if json {
+            // People reading a terminal see the event's text; scripts see the JSON.
+            eprintln!("error: {e}");
         }
+        ExitCode::from(e.exit_code())
+    };
+    match run(cli, reporter.as_ref()) {
+        Ok(Next::Exit) => ExitCode::SUCCESS,
+        // The command replaced this binary first (min_bootstrapper): run it again.
+        Ok(Next::Reexec { exe, otherwise }) => match peft_bootstrap::reexec(&exe) {
+            Some(code) => ExitCode::from(code),
+            None => failed(otherwise),
+        },
+        Err(e) => failed(e),
     }
 }
 
-fn run(cli: Cli, reporter: &dyn events::Reporter, json: bool) -> Result<(), Error> {
-    let settings = Settings::resolve(&cli.settings)?;
+fn run(cli: Cli, reporter: &dyn Reporter) -> Result<Next, Error> {
+    let session = Session::new(Settings::resolve(&cli.settings)?, reporter, cli.json);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    match cli.command {
-        Command::Ensure(_) => {
-            self_update::allow_update_first();
-            let exe = rt.block_on(commands::ensure(&settings, reporter))?;
-            if !json {
-                println!("{}", exe.display());
-            }
-            Ok(())
-        }
-        Command::Detect(_) => rt.block_on(commands::detect(&settings, reporter)),
-        Command::Status(_) => commands::status(&settings, json),
-        Command::Verify(_) => commands::verify(&settings, json),
-        Command::Update(a) => {
-            // Like ensure: a manifest that needs a newer bootstrapper updates it first.
-            self_update::allow_update_first();
-            rt.block_on(update::update(&settings, reporter, a.check))
-        }
-        Command::Rollback(a) => update::rollback(&settings, reporter, a.reason.as_deref()),
-        Command::Gc(a) => update::gc(&settings, reporter, a.keep),
-        Command::SelfUpdate(a) => {
-            let outcome = rt.block_on(self_update::run(&settings, reporter, a.check))?;
-            self_update::report(&outcome, json);
-            Ok(())
+    rt.block_on(peft_bootstrap::run(cli.command, &session))
+}
+
+/// A command line clap refused (exit 2; 0 for `--help` and `--version`). clap could
+/// not parse it, so `--json` is looked for in the raw arguments here, and only here.
+fn usage_error(e: clap::Error) -> ExitCode {
+    let code = e.exit_code();
+    if code != 0 && std::env::args().any(|a| a == "--json") {
+        let ev = Event::Error {
+            code: "usage".into(),
+            message: e.kind().to_string(),
+            exit_code: 2,
+            hint: Some(e.to_string()),
+        };
+        if let Ok(line) = serde_json::to_string(&ev) {
+            println!("{line}");
         }
     }
+    let _ = e.print();
+    ExitCode::from(if code == 0 { 0 } else { 2 })
 }

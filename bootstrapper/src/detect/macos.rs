@@ -35,7 +35,8 @@ pub fn probe() -> MacFacts {
 
     let run = |cmd: &str, args: &[&str]| -> Option<String> {
         let done =
-            crate::probe::run_limited(Command::new(cmd).args(args), Duration::from_secs(5)).ok()?;
+            crate::process::run_limited(Command::new(cmd).args(args), Duration::from_secs(5))
+                .ok()?;
         done.status
             .filter(|s| s.success())
             .map(|_| String::from_utf8_lossy(&done.stdout).trim().to_string())

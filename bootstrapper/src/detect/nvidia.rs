@@ -23,7 +23,7 @@ use peft_manifest::hardware::cuda_from_int;
 use peft_manifest::{Dotted, Gpu, GpuSource, Nvidia};
 
 use super::Config;
-use crate::probe::run_limited;
+use crate::process::run_limited;
 
 const SMI_TIMEOUT: Duration = Duration::from_secs(15);
 const SMI_FIELDS: &str = "index,name,uuid,compute_cap,memory.total,driver_version";

@@ -16,7 +16,7 @@ pub fn parse_ver(text: &str) -> Option<Dotted> {
 pub fn version() -> Option<Dotted> {
     use std::process::Command;
     use std::time::Duration;
-    let done = crate::probe::run_limited(
+    let done = crate::process::run_limited(
         Command::new("cmd").args(["/C", "ver"]),
         Duration::from_secs(5),
     )

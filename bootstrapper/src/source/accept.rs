@@ -1,49 +1,41 @@
 //! Accepting a channel manifest: signature first, then parse, validate, channel,
-//! rollback (serial) and expiry checks, then the serial is remembered; last, the
-//! manifest's `min_bootstrapper` against this binary.
+//! rollback (serial) and expiry checks, then the serial is remembered.
 
-use peft_manifest::{Manifest, validate};
+use peft_manifest::{Manifest, TrustedKeys, validate};
 use time::OffsetDateTime;
 
+use super::{Fetcher, Root, manifest_path};
 use crate::cache::{Cache, CacheLock, ChannelState};
 use crate::error::{Error, Result};
-use crate::events::Reporter;
-use crate::fetch::{Fetcher, Root, manifest_path};
-use crate::settings::Settings;
+use crate::report::Reporter;
 
 /// The largest manifest accepted; real ones are a few kB.
 pub const MAX_MANIFEST: u64 = 4 << 20;
 const MAX_SIGNATURE: u64 = 64 << 10;
 
-/// Fetches, verifies and accepts the channel manifest from `root`. When its
-/// `min_bootstrapper` is above this binary, the bootstrapper is updated first
-/// (online) or the error says how (offline): see [`crate::self_update::too_old`].
-pub async fn accept_manifest(
-    fetcher: &Fetcher,
-    root: &Root,
-    s: &Settings,
-    cache: &Cache,
-    lock: &CacheLock,
-    reporter: &dyn Reporter,
-) -> Result<Manifest> {
-    let m = accept_signed(fetcher, root, s, cache, lock, reporter).await?;
-    if m.min_bootstrapper > crate::self_update::version() {
-        return Err(crate::self_update::too_old(fetcher, root, &m, s, cache, reporter).await);
-    }
-    Ok(m)
+/// What a manifest is accepted for: the channel asked for, the keys trusted, and
+/// whether it comes from an offline folder (an expired one is then accepted with a
+/// warning).
+#[derive(Debug, Clone, Copy)]
+pub struct Trust<'a> {
+    pub channel: &'a str,
+    pub keys: &'a TrustedKeys,
+    pub offline: bool,
 }
 
-/// [`accept_manifest`] without the `min_bootstrapper` check: what `self-update`
-/// reads, since a newer bootstrapper is exactly what it is after.
+/// Fetches, verifies and accepts the channel manifest from `root`. Its
+/// `min_bootstrapper` is not judged here: the command asks
+/// [`crate::version::needs_newer`] and decides (`self-update` reads a manifest that
+/// needs a newer bootstrapper, since that is exactly what it is after).
 pub async fn accept_signed(
     fetcher: &Fetcher,
     root: &Root,
-    s: &Settings,
+    s: Trust<'_>,
     cache: &Cache,
     lock: &CacheLock,
     reporter: &dyn Reporter,
 ) -> Result<Manifest> {
-    let path = manifest_path(&s.channel);
+    let path = manifest_path(s.channel);
     let sig_path = format!("{path}.minisig");
     let roots = std::slice::from_ref(root);
     let mut attempt = 0;
@@ -98,11 +90,7 @@ pub async fn accept_signed(
         )));
     }
     let mut state = cache.state()?;
-    let highest = state
-        .channels
-        .get(&s.channel)
-        .map(|c| c.serial)
-        .unwrap_or(0);
+    let highest = state.channels.get(s.channel).map(|c| c.serial).unwrap_or(0);
     if m.serial < highest {
         return Err(Error::integrity_hint(
             format!(
@@ -133,7 +121,7 @@ pub async fn accept_signed(
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         state.channels.insert(
-            s.channel.clone(),
+            s.channel.to_string(),
             ChannelState {
                 serial: m.serial,
                 published_at,

@@ -18,13 +18,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use peft_manifest::select::{Outcome, select_excluding};
-use peft_manifest::{Blob, BootstrapperBuild, Hardware, Manifest, Release, Variant};
+use peft_manifest::select::Outcome;
+use peft_manifest::{Blob, BootstrapperBuild, Selection, Variant};
 
+use super::Root;
 use crate::error::{Error, Result, human_bytes};
-use crate::events::Reporter;
-use crate::fetch::Root;
-use crate::settings::Settings;
+use crate::report::Reporter;
 
 /// The name of an offline folder found by [`discover`].
 pub const FOLDER_NAME: &str = "peft-backend-bundles";
@@ -84,9 +83,10 @@ pub struct Shelf {
 const NOT_HERE: &str = "not in the offline folder";
 
 impl Shelf {
-    /// The shelf of the settings' offline folder; `None` when not offline.
-    pub fn for_settings(s: &Settings) -> Option<Shelf> {
-        match (&s.repo, s.offline) {
+    /// The shelf of the repository `repo` when it is an offline folder; `None`
+    /// when not offline.
+    pub fn for_root(repo: Option<&Root>, offline: bool) -> Option<Shelf> {
+        match (repo, offline) {
             (Some(Root::Dir(d)), true) => Some(Shelf::scan(d)),
             _ => None,
         }
@@ -111,6 +111,7 @@ impl Shelf {
     }
 
     /// A shelf holding exactly `blobs` (for tests).
+    #[cfg(test)]
     pub fn of(dir: &Path, blobs: &[Blob]) -> Shelf {
         Shelf {
             dir: dir.to_path_buf(),
@@ -137,21 +138,17 @@ impl Shelf {
         (!lacking.is_empty()).then(|| format!("{NOT_HERE}: fetch {}", files(&lacking)))
     }
 
-    /// After selecting among the variants present (`out`): the verdicts read as
-    /// they should; when nothing present fits, the error names the build this
-    /// machine needs and its files; when something present fits but a better build
-    /// is missing, a warning says what to fetch for it.
+    /// After selecting among the variants present (`out`), given `best`, what
+    /// would be chosen if the folder held everything: when nothing present fits,
+    /// the error names the build this machine needs and its files; when something
+    /// present fits but a better build is missing, a warning says what to fetch.
     pub fn review(
         &self,
-        m: &Manifest,
-        hw: &Hardware,
-        s: &Settings,
-        bad: &dyn Fn(&Release, &Variant) -> Option<String>,
-        out: &mut Outcome<'_>,
+        best: Option<&Selection<'_>>,
+        out: &Outcome<'_>,
         reporter: &dyn Reporter,
     ) -> Result<()> {
-        let best = select_excluding(m, hw, s.ui_version.as_ref(), &s.choice, bad);
-        let Some(want) = best.selected else {
+        let Some(want) = best else {
             return Ok(());
         };
         let lacking = self.lacking(want.variant);

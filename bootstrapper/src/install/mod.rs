@@ -3,8 +3,16 @@
 //! Nothing under `versions/` changes until a complete, verified tree is renamed into
 //! it; a crash at any point leaves at worst a partial download (resumed next time)
 //! and a staging folder (removed next time). `current.json` is switched by the caller.
-//! The full-archive path lives here; the delta path ([`crate::update`]) shares
-//! [`fetch_index`], [`new_staging`] and [`commit`].
+//! The full-archive path lives here; the delta path ([`delta`]) shares
+//! [`fetch_index`], [`new_staging`] and [`commit`]; archive checks and unpacking
+//! are [`extract`]; proving a fresh install is [`probe`].
+
+mod delta;
+mod extract;
+pub mod probe;
+
+pub use delta::apply_delta;
+pub use extract::extract;
 
 use std::path::{Path, PathBuf};
 
@@ -14,9 +22,8 @@ use time::OffsetDateTime;
 
 use crate::cache::{Cache, CacheLock, InstallRecord, sync_dir, write_json_atomic};
 use crate::error::{Error, Result};
-use crate::events::Reporter;
-use crate::extract::extract;
-use crate::fetch::{Fetcher, Root};
+use crate::report::Reporter;
+use crate::source::{Fetcher, Root};
 
 /// Free space kept beyond the worst case, for logs and the OS.
 pub const SPARE: u64 = 64 << 20;
@@ -68,7 +75,7 @@ pub async fn install(
     if cache.record(&name)?.is_some() {
         return Ok((name, false));
     }
-    clean_staging(cache);
+    cache.clean_staging();
     let variant = target.variant;
     let index = fetch_index(fetcher, roots, target.release, variant).await?;
     let archive_done = cache.downloads().join(variant.archive.sha256.hex());
@@ -158,15 +165,6 @@ pub async fn fetch_index(
         )));
     }
     Ok(index)
-}
-
-/// Removes staging folders left by interrupted runs (the caller holds the lock).
-pub fn clean_staging(cache: &Cache) {
-    if let Ok(rd) = std::fs::read_dir(cache.staging()) {
-        for e in rd.flatten() {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
 }
 
 /// Fails with exit code 6 unless `need` bytes are free at `path`.

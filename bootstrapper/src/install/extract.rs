@@ -16,7 +16,7 @@ use peft_manifest::{FileIndex, Sha256Hasher, check_entry_path};
 
 use crate::cache::sync_dir;
 use crate::error::{Error, Result};
-use crate::events::{Phase, Reporter};
+use crate::report::{Phase, Reporter};
 
 const S_IFMT: u32 = 0o170000;
 const S_IFREG: u32 = 0o100000;
@@ -229,7 +229,7 @@ mod tests {
     use zip::write::SimpleFileOptions;
 
     use super::*;
-    use crate::events::Event;
+    use crate::report::Event;
 
     struct Quiet;
     impl Reporter for Quiet {

@@ -8,7 +8,7 @@ use semver::Version;
 
 use crate::cli::SettingsArgs;
 use crate::error::{Error, Result};
-use crate::fetch::{Root, locate};
+use crate::source::{Root, discover, locate};
 
 /// Everything a command needs to know, checked.
 #[derive(Debug)]
@@ -68,7 +68,7 @@ impl Settings {
             (None, Some(url)) if !url.trim().is_empty() => (Some(locate(url, &channel)?), false),
             // Nothing named: a `peft-backend-bundles/` folder beside the app wins over
             // the built-in repository (docs/OFFLINE.md).
-            _ => match crate::offline::discover() {
+            _ => match discover() {
                 Some(dir) => (Some(Root::Dir(dir)), true),
                 None => (
                     option_env!("PEFT_DEFAULT_MANIFEST_URL")

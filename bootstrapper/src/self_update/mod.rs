@@ -1,6 +1,7 @@
-//! `peft-bootstrap self-update`: replace this binary with the newer build the signed
-//! manifest lists for this os/arch, and the same step when a manifest's
-//! `min_bootstrapper` is above this binary.
+//! Replacing this binary with the newer build the signed manifest lists for this
+//! os/arch: for `self-update`, and for `ensure`/`update` when a manifest's
+//! `min_bootstrapper` is above this binary ([`catch_up`], which returns the new
+//! executable for the command to run again: [`reexec`]).
 //!
 //! The build is fetched like any blob ([`Fetcher::download`]: size and SHA-256 from
 //! the signed manifest, refused otherwise, exit 4), copied beside the running
@@ -15,72 +16,25 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use peft_manifest::{Arch, Blob, BootstrapperBuild, Manifest, Os};
+use peft_manifest::{Blob, BootstrapperBuild, Manifest};
 use semver::Version;
-use serde_json::json;
 
 use crate::cache::Cache;
 use crate::error::{Error, Result, human_bytes};
-use crate::events::Reporter;
-use crate::fetch::{Fetcher, Root};
-use crate::settings::Settings;
-
-/// The version this build reports (`--version`) and compares with `min_bootstrapper`:
-/// the crate's, unless the build set `PEFT_BOOTSTRAP_VERSION_OVERRIDE` (the
-/// self-update tests build a second, newer copy that way).
-pub const VERSION: &str = match option_env!("PEFT_BOOTSTRAP_VERSION_OVERRIDE") {
-    Some(v) => v,
-    None => env!("CARGO_PKG_VERSION"),
-};
-
-/// Set in the environment of a re-executed, freshly updated binary, so that a
-/// manifest that still asks for more cannot make it update and re-run forever.
-pub const REEXEC_MARK: &str = "PEFT_BOOTSTRAP_UPDATED_FROM";
+use crate::report::Reporter;
+use crate::source::{Fetcher, Root, too_old_offline};
+use crate::version::{REEXEC_MARK, VERSION, build_for_here, platform, version};
 
 /// How long a build may take to answer `--version`.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// [`VERSION`] as a semantic version.
-pub fn version() -> Version {
-    Version::parse(VERSION).unwrap_or_else(|_| Version::new(0, 0, 0))
-}
-
-/// The build of `m` for the machine this binary was compiled for.
-pub fn build_for_here(m: &Manifest) -> Option<&BootstrapperBuild> {
-    m.bootstrapper
-        .iter()
-        .find(|b| b.os == Os::current() && b.arch == Arch::current())
-}
-
-/// `os-arch` of this binary, as the manifest and `peft-release publish` spell it.
-pub fn platform() -> String {
-    format!("{}-{}", Os::current().as_str(), Arch::current().as_str())
-}
 
 fn blob(b: &BootstrapperBuild) -> Blob {
     Blob {
         sha256: b.sha256,
         size: b.size,
     }
-}
-
-/// What `self-update` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The manifest's build is not newer than this one.
-    UpToDate { version: Version },
-    /// `--check`: a newer build is available.
-    Available { version: Version },
-    /// The binary at `path` was replaced.
-    Updated {
-        from: Version,
-        to: Version,
-        path: PathBuf,
-    },
 }
 
 /// The executable to replace: this process's own, links resolved.
@@ -134,80 +88,6 @@ pub fn parse_version_line(out: &str) -> Option<Version> {
     let line = out.lines().find(|l| !l.trim().is_empty())?;
     let word = line.split_whitespace().last()?;
     Version::parse(word.trim_start_matches('v')).ok()
-}
-
-/// `peft-bootstrap self-update [--check]`.
-pub async fn run(s: &Settings, reporter: &dyn Reporter, check: bool) -> Result<Outcome> {
-    let root = s.require_repo()?.clone();
-    let cache = Cache::open(&s.cache_dir)?;
-    let fetcher = Fetcher::new()?;
-    let lock = cache.lock(s.lock_timeout, &|_| {
-        reporter.warn("waiting for another peft-bootstrap to finish with the cache".into())
-    })?;
-    let m = crate::repo::accept_signed(&fetcher, &root, s, &cache, &lock, reporter).await?;
-    let ours = version();
-    let Some(build) = build_for_here(&m) else {
-        return Err(Error::NoVariant {
-            message: format!(
-                "the channel {:?} lists no peft-bootstrap build for {}",
-                s.channel,
-                platform()
-            ),
-            hint: Some("this bootstrapper stays as it is; update PEFT Studio to replace it".into()),
-        });
-    };
-    if build.version <= ours {
-        return Ok(Outcome::UpToDate { version: ours });
-    }
-    if check {
-        return Ok(Outcome::Available {
-            version: build.version.clone(),
-        });
-    }
-    let path = apply(&fetcher, &roots(&root, &m, s), &cache, build, reporter).await?;
-    Ok(Outcome::Updated {
-        from: ours,
-        to: build.version.clone(),
-        path,
-    })
-}
-
-/// The repository roots to fetch from: the offline folder alone, or the root and
-/// the manifest's mirrors.
-fn roots(root: &Root, m: &Manifest, s: &Settings) -> Vec<Root> {
-    let mut roots = vec![root.clone()];
-    if !s.offline {
-        roots.extend(m.mirrors.iter().filter_map(|u| Root::parse(u).ok()));
-    }
-    roots
-}
-
-/// Prints what `self-update` did: a JSON line with `--json`, a sentence otherwise.
-pub fn report(outcome: &Outcome, json_out: bool) {
-    let (v, text) = match outcome {
-        Outcome::UpToDate { version } => (
-            json!({"event": "self_update", "status": "up_to_date", "version": version.to_string()}),
-            format!("peft-bootstrap {version} is up to date"),
-        ),
-        Outcome::Available { version } => (
-            json!({"event": "self_update", "status": "available", "from": VERSION, "version": version.to_string()}),
-            format!(
-                "peft-bootstrap {version} is available (this is {VERSION}); run `peft-bootstrap self-update`"
-            ),
-        ),
-        Outcome::Updated { from, to, path } => (
-            json!({"event": "self_update", "status": "updated", "from": from.to_string(), "version": to.to_string(), "path": path.display().to_string()}),
-            format!(
-                "peft-bootstrap updated from {from} to {to} ({})",
-                path.display()
-            ),
-        ),
-    };
-    if json_out {
-        println!("{v}");
-    } else {
-        eprintln!("{text}");
-    }
 }
 
 /// Downloads `build`, proves it, and swaps it in for this executable.
@@ -325,30 +205,13 @@ fn sync_file(p: &Path) -> Result<()> {
         .map_err(|e| Error::storage("writing", p, e))
 }
 
-/// Whether this command may replace the binary when a manifest needs a newer one.
-static UPDATE_FIRST: AtomicBool = AtomicBool::new(false);
-
-/// Lets [`too_old`] update this binary before going on (`ensure`); other commands
-/// (`detect` installs nothing) only say how.
-pub fn allow_update_first() {
-    UPDATE_FIRST.store(true, Ordering::Relaxed);
-}
-
-/// The path of the updated executable, once this process replaced itself; `main`
-/// then runs it with the same arguments instead of reporting an error.
-static UPDATED: OnceLock<PathBuf> = OnceLock::new();
-
-/// The updated executable to re-run, if this process replaced itself and is not
-/// itself such a re-run.
-pub fn updated_exe() -> Option<&'static PathBuf> {
-    UPDATED
-        .get()
-        .filter(|_| std::env::var_os(REEXEC_MARK).is_none())
-}
-
 /// Runs the updated executable with this process's arguments and returns its exit
 /// code (on Unix the process is replaced and this returns only if that failed).
+/// Never from a process that is itself such a re-run ([`REEXEC_MARK`]).
 pub fn reexec(exe: &Path) -> Option<u8> {
+    if std::env::var_os(REEXEC_MARK).is_some() {
+        return None;
+    }
     let mut cmd = Command::new(exe);
     cmd.args(std::env::args_os().skip(1))
         .env(REEXEC_MARK, VERSION);
@@ -367,76 +230,68 @@ pub fn reexec(exe: &Path) -> Option<u8> {
 }
 
 /// `min_bootstrapper` of an accepted manifest is above this binary. Online and when
-/// allowed ([`allow_update_first`]), the manifest's build is installed and the command
-/// is marked for a re-run with the new binary ([`updated_exe`]); otherwise, and
-/// offline, the error says how to update (from the folder, when it holds the build).
-/// Always returns the error the command ends with when no re-run happens.
-pub async fn too_old(
+/// `allowed` (`ensure`, `update`), the manifest's build is installed and its path
+/// returned: the command then ends by running it with the same arguments
+/// ([`reexec`]). Otherwise, and offline, the error says how to update (from the
+/// folder, when it holds the build).
+pub async fn catch_up(
     fetcher: &Fetcher,
-    root: &Root,
+    roots: &[Root],
     m: &Manifest,
-    s: &Settings,
+    offline: bool,
+    allowed: bool,
     cache: &Cache,
     reporter: &dyn Reporter,
-) -> Error {
+) -> Result<(PathBuf, Version)> {
     let ours = version();
     let need = &m.min_bootstrapper;
     let message =
         format!("this release channel needs peft-bootstrap {need} or later; this is {ours}");
     let build = build_for_here(m).filter(|b| &b.version >= need);
     let Some(build) = build else {
-        return Error::NoVariant {
+        return Err(Error::NoVariant {
             message,
             hint: Some(format!(
                 "the channel lists no newer peft-bootstrap for {}; update PEFT Studio",
                 platform()
             )),
-        };
+        });
     };
-    if s.offline {
-        return crate::offline::too_old_offline(root, build, message);
+    if offline {
+        let root = roots
+            .first()
+            .ok_or_else(|| Error::Internal("no repository root".into()))?;
+        return Err(too_old_offline(root, build, message));
     }
-    if !UPDATE_FIRST.load(Ordering::Relaxed) {
-        return Error::NoVariant {
+    if !allowed {
+        return Err(Error::NoVariant {
             message,
             hint: Some(format!(
                 "run `peft-bootstrap self-update` (it installs {}), or `ensure`, which does it first",
                 build.version
             )),
-        };
+        });
     }
     if std::env::var_os(REEXEC_MARK).is_some() {
-        return Error::NoVariant {
+        return Err(Error::NoVariant {
             message,
             hint: Some(
                 "it was just updated and still does not satisfy the manifest; update PEFT Studio"
                     .into(),
             ),
-        };
+        });
     }
     reporter.warn(format!(
         "{message}: updating peft-bootstrap to {} ({}) first",
         build.version,
         human_bytes(build.size)
     ));
-    match apply(fetcher, &roots(root, m, s), cache, build, reporter).await {
-        Ok(exe) => {
-            let _ = UPDATED.set(exe.clone());
-            reporter.warn(format!(
-                "peft-bootstrap was updated to {}; running the command again with it",
-                build.version
-            ));
-            Error::NoVariant {
-                message: format!(
-                    "peft-bootstrap was updated to {} ({}); run the command again",
-                    build.version,
-                    exe.display()
-                ),
-                hint: None,
-            }
-        }
-        Err(e) => e,
-    }
+    let exe = apply(fetcher, roots, cache, build, reporter).await?;
+    reporter.warn(format!(
+        "peft-bootstrap was updated to {}; running the command again with it",
+        build.version
+    ));
+    Ok((exe, build.version.clone()))
 }
 
 #[cfg(test)]
@@ -455,11 +310,6 @@ mod tests {
         );
         assert_eq!(parse_version_line("peft-bootstrap"), None);
         assert_eq!(parse_version_line(""), None);
-    }
-
-    #[test]
-    fn the_version_is_semver() {
-        assert_ne!(version(), Version::new(0, 0, 0), "{VERSION}");
     }
 
     #[test]

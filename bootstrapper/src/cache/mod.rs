@@ -15,6 +15,12 @@
 //! and an install directory appears in `versions/` only once complete. Writers hold
 //! the exclusive lock on `lock` for the whole transaction.
 
+mod bad;
+mod gc;
+
+pub use bad::BadVariants;
+pub use gc::collect;
+
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -234,6 +240,15 @@ impl Cache {
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+
+    /// Removes staging folders left by interrupted runs (the caller holds the lock).
+    pub fn clean_staging(&self) {
+        if let Ok(rd) = std::fs::read_dir(self.staging()) {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     /// Total bytes under the cache directory.

@@ -1,0 +1,54 @@
+//! `rollback [--reason TEXT]`.
+
+use super::{Session, ready};
+use crate::cache::Current;
+use crate::error::{Error, Result};
+use crate::report::{Event, Source};
+
+/// `rollback`: the previous install becomes current again; the one rolled back from
+/// is remembered and not chosen again (a newer release is).
+pub fn run(ctx: &Session<'_>, reason: Option<&str>) -> Result<()> {
+    let (cache, reporter) = (ctx.cache()?, ctx.reporter);
+    let lock = ctx.lock()?;
+    let cur = cache.current()?.ok_or_else(|| {
+        Error::usage(
+            "no backend is installed, so there is nothing to roll back",
+            Some("run `peft-bootstrap ensure` first".to_string()),
+        )
+    })?;
+    let prev = cur
+        .previous
+        .clone()
+        .and_then(|p| cache.record(&p).ok().flatten().map(|r| (p, r)))
+        .ok_or_else(|| {
+            Error::usage(
+                format!("{} has no previous install to roll back to", cur.dir),
+                Some("`peft-bootstrap status` lists the installs".to_string()),
+            )
+        })?;
+    let mut state = cache.state()?;
+    state.rejected.insert(
+        cur.dir.clone(),
+        reason.unwrap_or("rolled back by the user").to_string(),
+    );
+    cache.save_state(&state, &lock)?;
+    // The previous install's GPU narrowing is not kept; the next `ensure` that
+    // selects again sets it.
+    let next = Current {
+        version: prev.1.version.clone(),
+        variant: prev.1.variant.clone(),
+        dir: prev.0.clone(),
+        previous: Some(cur.dir.clone()),
+        env: Default::default(),
+    };
+    cache.set_current(&next, &lock)?;
+    if cache.pending()?.is_some_and(|p| p.dir == cur.dir) {
+        cache.clear_pending(&lock)?;
+    }
+    reporter.emit(Event::RolledBack {
+        from: cur.dir,
+        to: prev.0.clone(),
+    });
+    ready(reporter, cache, &prev.0, &prev.1, Source::Cache);
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! `verify`: re-hash every file of the current install against the index kept in
+//! its record; exit 4 naming each damaged file.
+
+use serde_json::json;
+
+use super::Session;
+use crate::error::{Error, Result};
+use crate::install::executable;
+use crate::source::hash_file;
+
+/// `verify`: re-hash the current install against its index.
+pub fn run(ctx: &Session<'_>) -> Result<()> {
+    let (cache, json_out) = (ctx.cache()?, ctx.json);
+    let cur = cache.current()?.ok_or_else(|| {
+        Error::usage(
+            "no backend is installed",
+            Some("run `peft-bootstrap ensure` first".to_string()),
+        )
+    })?;
+    let rec = cache
+        .record(&cur.dir)?
+        .ok_or_else(|| Error::integrity(format!("{} has no install record", cur.dir)))?;
+    let dir = cache.versions().join(&cur.dir);
+    let mut problems = Vec::new();
+    for f in &rec.index.files {
+        let p = executable(&dir, &f.path);
+        match hash_file(&p) {
+            Ok((hex, n)) if hex == f.sha256.hex() && n == f.size => {}
+            Ok((hex, n)) => problems.push(format!(
+                "{}: {n} bytes, SHA-256 {hex}; expected {} bytes, {}",
+                f.path, f.size, f.sha256
+            )),
+            Err(e) => problems.push(format!("{}: {e}", f.path)),
+        }
+    }
+    if json_out {
+        println!(
+            "{}",
+            json!({"event": "verified", "version": rec.version, "variant": rec.variant, "files": rec.index.files.len(), "ok": problems.is_empty(), "problems": problems})
+        );
+    } else if problems.is_empty() {
+        eprintln!(
+            "{} ({}): all {} files match the signed index",
+            rec.version,
+            rec.variant,
+            rec.index.files.len()
+        );
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::integrity_hint(
+            format!(
+                "{} of {} files of {} ({}) differ from the signed index: {}",
+                problems.len(),
+                rec.index.files.len(),
+                rec.version,
+                rec.variant,
+                problems.join("; ")
+            ),
+            "reinstall with `peft-bootstrap ensure` after removing the damaged version, or restore the files",
+        ))
+    }
+}
