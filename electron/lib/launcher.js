@@ -107,6 +107,11 @@ class Launcher extends EventEmitter {
   async start(choice = this.choice) {
     this.choice = choice;
     this.quitting = false;
+    // "Try again" while an ensure still runs (e.g. after the stall notice): stop that
+    // one first, or the new one would wait for its cache lock. Its partial download stays.
+    const previous = this._fgRun;
+    if (previous) { previous.cancel(); await previous.done; }
+    if (this.supervisor.engine) await this.supervisor.stop();
     await this._leftover();
     if (this.mode === 'dev') return this._startSpec(this._devSpec(), null);
     const args = ['ensure', ...(this.uiVersion ? ['--ui-version', this.uiVersion] : []), ...choiceArgs(choice)];

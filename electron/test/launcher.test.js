@@ -113,3 +113,66 @@ test('dev mode runs backend/main.py with no bootstrapper', { timeout: 60000 }, a
   assert.deepEqual(await h.stop(), { code: 0, signal: null });
   await eventually(() => !proc.alive(running.pid), 1000, 'the dev engine to be gone');
 });
+
+test('cancel stops the bootstrapper and keeps the partial download; the next try resumes it with Range', { timeout: 180000 }, async (t) => {
+  if (!need(t, 'bootstrap', 'release', 'bundle')) return;
+  const { Launcher } = require('../lib/launcher');
+  const fs = require('node:fs');
+  const root = tmp();
+  const repo = new Repo(root).pack('1.0.0').publish();
+  const srv = await serve(repo.dir);
+  t.after(() => srv.close());
+  const cache = path.join(root, 'cache');
+  const env = { ...process.env, ...prodEnv({ manifest: srv.manifest, pub: repo.pub, cache, app: path.join(root, 'app') }) };
+  const launcher = new Launcher({ bootstrap: env.PEFT_BOOTSTRAP, uiVersion: '0.1.0', env, appDir: path.join(root, 'app') });
+  const events = [];
+  launcher.on('event', (e) => events.push(e));
+  t.after(() => launcher.stop());
+
+  srv.throttle = 2 * 1024 * 1024; // 2 MB/s: the 24 MB archive takes ~12 s
+  const first = launcher.start();
+  await eventually(() => events.some((e) => e.event === 'progress' && e.phase === 'download' && e.done >= 3_000_000), 60000, 'a few MB downloaded');
+  const bootstrapPid = launcher._fgRun.pid;
+  launcher.cancel();
+  assert.equal(await first, null, 'no engine after cancel');
+  assert.equal(proc.alive(bootstrapPid), false, 'the bootstrapper is gone');
+  assert.equal(events.some((e) => e.event === 'error'), false, 'a cancel is not reported as an error');
+  const partial = fs.readdirSync(path.join(cache, 'downloads')).filter((f) => f.endsWith('.partial'));
+  assert.equal(partial.length, 1, 'the partial download is kept');
+  const kept = fs.statSync(path.join(cache, 'downloads', partial[0])).size;
+  assert.ok(kept >= 1_000_000, `kept ${kept} bytes`); // written in 1 MiB steps, so a little behind the progress events
+
+  // "Try again" at full speed: resumed from where it stopped, then the engine runs
+  srv.throttle = 0;
+  const engine = await launcher.start();
+  assert.ok(engine && engine.running);
+  const resumed = srv.ranges.filter(([url]) => url.startsWith('/blobs/'));
+  assert.equal(resumed.length, 1, JSON.stringify(srv.ranges));
+  assert.ok(resumed[0][1] > 0 && resumed[0][1] <= kept, `resumed at ${resumed[0][1]} of ${kept} kept`);
+  await launcher.stop();
+  assert.equal(proc.alive(engine.pid), false);
+});
+
+test('"Try again" while an ensure still runs cancels it first instead of waiting for its lock', { timeout: 180000 }, async (t) => {
+  if (!need(t, 'bootstrap', 'release', 'bundle')) return;
+  const { Launcher } = require('../lib/launcher');
+  const root = tmp();
+  const repo = new Repo(root).pack('1.0.0').publish();
+  const srv = await serve(repo.dir);
+  t.after(() => srv.close());
+  const env = { ...process.env, ...prodEnv({ manifest: srv.manifest, pub: repo.pub, cache: path.join(root, 'cache'), app: path.join(root, 'app') }) };
+  const launcher = new Launcher({ bootstrap: env.PEFT_BOOTSTRAP, uiVersion: '0.1.0', env, appDir: path.join(root, 'app') });
+  const events = [];
+  launcher.on('event', (e) => events.push(e));
+  t.after(() => launcher.stop());
+  srv.throttle = 256 * 1024; // a "stalled" download: ~100 s for the archive
+  const first = launcher.start();
+  await eventually(() => events.some((e) => e.event === 'progress' && e.phase === 'download'), 60000, 'the download to begin');
+  srv.throttle = 0;
+  const t0 = Date.now();
+  const engine = await launcher.start();
+  assert.equal(await first, null);
+  assert.ok(engine && engine.running);
+  assert.ok(Date.now() - t0 < 30000, `retry took ${Date.now() - t0} ms`);
+  assert.equal(events.some((e) => e.event === 'error' && e.exit_code === 7), false, 'no lock wait');
+});

@@ -79,22 +79,46 @@ function brokenBundle(root) {
   return dir;
 }
 
-/** A static file server on loopback that counts requests. */
+/**
+ * A static file server on loopback that counts requests and honours `Range: bytes=N-`.
+ * `srv.throttle = bytesPerSecond` slows every body down (0: full speed).
+ */
 async function serve(dir) {
   const hits = [];
+  const ranges = [];
+  const state = { throttle: 0 };
   const server = http.createServer((req, res) => {
     hits.push(req.url);
     const file = path.join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname));
     if (!file.startsWith(dir)) { res.writeHead(403).end(); return; }
     fs.stat(file, (err, st) => {
       if (err || !st.isFile()) { res.writeHead(404).end(); return; }
-      res.writeHead(200, { 'Content-Length': st.size, 'Content-Type': 'application/octet-stream' });
-      fs.createReadStream(file).pipe(res);
+      const m = /^bytes=(\d+)-$/.exec(req.headers.range || '');
+      const start = m ? Number(m[1]) : 0;
+      if (m) {
+        ranges.push([req.url, start]);
+        if (start >= st.size) { res.writeHead(416, { 'Content-Range': `bytes */${st.size}` }).end(); return; }
+        res.writeHead(206, { 'Content-Length': st.size - start, 'Content-Range': `bytes ${start}-${st.size - 1}/${st.size}` });
+      } else {
+        res.writeHead(200, { 'Content-Length': st.size, 'Content-Type': 'application/octet-stream' });
+      }
+      const body = fs.createReadStream(file, { start, highWaterMark: 64 * 1024 });
+      if (!state.throttle) { body.pipe(res); return; }
+      body.on('data', (chunk) => {
+        body.pause();
+        res.write(chunk, () => setTimeout(() => body.resume(), (chunk.length / state.throttle) * 1000));
+      });
+      body.on('end', () => res.end());
+      res.on('close', () => body.destroy());
     });
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${server.address().port}`;
-  return { url, hits, manifest: `${url}/channels/stable/manifest.json`, close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) };
+  return {
+    url, hits, ranges, manifest: `${url}/channels/stable/manifest.json`,
+    set throttle(v) { state.throttle = v; },
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
+  };
 }
 
 /** `node headless.js` as a real child process; events parsed as they come. */
