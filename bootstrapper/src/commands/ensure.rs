@@ -3,17 +3,12 @@
 
 use std::path::PathBuf;
 
-use peft_manifest::Choice;
-
-use super::{
-    Env, Next, Session, choose, detect_here, discard, emit_hardware, probe_install, ready,
-    selection_env, usable,
-};
-use crate::cache::{BadVariants, CacheLock};
+use super::provision::{OnProbeFailure, Provided, Step, provision};
+use super::{Env, Next, Session, detect_here, emit_hardware, ready, selection_env, usable};
+use crate::cache::CacheLock;
 use crate::error::{Error, Result};
 use crate::install::{Target, executable, install};
 use crate::report::Source;
-use crate::source::Shelf;
 
 /// `ensure`: answer from the cache when possible, else fetch, verify and install.
 /// Prints the executable's path for people (the `ready` event carries it for
@@ -67,61 +62,49 @@ async fn provide(ctx: &Session<'_>) -> Result<std::result::Result<PathBuf, Next>
     };
     let fetcher = ctx.fetcher()?;
     let roots = ctx.roots(&root, &m);
-    let mut bad = BadVariants::load(cache.root());
-    let state = cache.state()?;
-    // Each failed probe removes one candidate, so this ends.
-    let attempts: usize = m.releases.iter().map(|r| r.variants.len()).sum::<usize>() + 1;
-    let shelf = Shelf::for_root(s.repo.as_ref(), s.offline);
-    for _ in 0..attempts {
-        let sel = &choose(&m, s, &hw, &bad, &state, shelf.as_ref(), false, reporter)?;
+    let on_failure = OnProbeFailure {
+        keep_forced: true,
+        warning: |sel, why| {
+            format!(
+                "{} {} failed its probe on this machine and is set aside until the driver or the GPUs change: {why}; trying the next variant",
+                sel.variant.id, sel.release.version
+            )
+        },
+    };
+    let provided = provision(ctx, &m, &hw, &lock, on_failure, async |sel| {
         let target = Target {
             release: sel.release,
             variant: sel.variant,
             channel: &s.channel,
             serial: m.serial,
         };
-        let installed = install(fetcher, &roots, cache, &lock, target, reporter).await;
-        let (dir, fresh) = match installed {
-            Ok(x) => x,
-            Err(e @ Error::Network { .. }) => return fallback_or(ctx, e, Some(&lock)).map(Ok),
-            Err(e) => return Err(e),
-        };
-        let rec = cache
-            .record(&dir)?
-            .ok_or_else(|| Error::Internal(format!("{dir} vanished after install")))?;
-        let is_current = cache.current()?.is_some_and(|c| c.dir == dir);
-        if sel.variant.probe
-            && !is_current
-            && let Err(why) = probe_install(ctx, &lock, &mut bad, &hw, sel, &dir, &rec)?
-        {
-            let version = sel.release.version.to_string();
-            if matches!(s.choice, Choice::Forced(_)) {
-                reporter.warn(format!(
-                        "{} {version} failed its probe on this machine ({why}); using it anyway because it was asked for",
-                        sel.variant.id
-                    ));
-            } else {
-                if fresh {
-                    discard(cache, &dir);
-                }
-                reporter.warn(format!(
-                        "{} {version} failed its probe on this machine and is set aside until the driver or the GPUs change: {why}; trying the next variant",
-                        sel.variant.id
-                    ));
-                continue;
+        match install(fetcher, &roots, cache, &lock, target, reporter).await {
+            Ok((dir, fresh)) => {
+                // The current install proved itself when it became current.
+                let probe = cache.current()?.is_none_or(|c| c.dir != dir);
+                Ok(Step::Installed { dir, fresh, probe })
             }
+            Err(e @ Error::Network { .. }) => Ok(Step::Stop(fallback_or(ctx, e, Some(&lock))?)),
+            Err(e) => Err(e),
         }
-        ctx.switch(&lock, &dir, &rec, selection_env(sel))?;
-        let source = match (fresh, s.offline) {
-            (false, _) => Source::Cache,
-            (true, true) => Source::Offline,
-            (true, false) => Source::Network,
-        };
-        return Ok(Ok(ready(reporter, cache, &dir, &rec, source)));
-    }
-    Err(Error::Internal(
-        "every candidate failed its probe and selection kept offering one".into(),
-    ))
+    })
+    .await?;
+    let (sel, dir, rec, fresh) = match provided {
+        Provided::Installed {
+            sel,
+            dir,
+            rec,
+            fresh,
+        } => (sel, dir, rec, fresh),
+        Provided::Stopped(exe) => return Ok(Ok(exe)),
+    };
+    ctx.switch(&lock, &dir, &rec, selection_env(&sel))?;
+    let source = match (fresh, s.offline) {
+        (false, _) => Source::Cache,
+        (true, true) => Source::Offline,
+        (true, false) => Source::Network,
+    };
+    Ok(Ok(ready(reporter, cache, &dir, &rec, source)))
 }
 
 /// When the repository cannot be reached, an installed backend still serves.

@@ -1,12 +1,13 @@
 //! The subcommands, one file each with its `run`, over one [`Session`] (settings,
 //! reporter, cache and fetcher, each made once) and the steps `ensure`, `update`
-//! and `detect` share: [`choose`], [`probe_install`], [`ready`].
+//! and `detect` share: [`choose`], [`provision`](provision::provision), [`ready`].
 //!
 //! This is the top floor: it may use every other module; none uses it.
 
 mod detect;
 mod ensure;
 mod gc;
+mod provision;
 mod rollback;
 mod self_update;
 mod settings;
@@ -19,7 +20,6 @@ pub use settings::{Settings, default_cache_dir};
 use std::cell::OnceCell;
 use std::path::PathBuf;
 
-use peft_manifest::index::INSTALL_RECORD;
 use peft_manifest::select::{Outcome, select_excluding};
 use peft_manifest::{Choice, Manifest, Release, Variant};
 use semver::VersionReq;
@@ -28,7 +28,7 @@ use crate::cache::{BadVariants, Cache, CacheLock, Current, InstallRecord, State}
 use crate::cli::Command;
 use crate::detect::{Config, Detected};
 use crate::error::{Error, Result};
-use crate::install::{executable, probe};
+use crate::install::executable;
 use crate::report::{Event, Reporter, Source};
 use crate::source::{Fetcher, Root, Shelf, Trust, accept_signed};
 
@@ -133,36 +133,6 @@ pub(crate) fn choose<'m>(
     match out.selected.take() {
         Some(sel) => Ok(sel),
         None => Err(no_variant(m, s, &out, hw)),
-    }
-}
-
-/// Runs the probe of a fresh install of `sel` (with the selection's environment).
-/// A failure is remembered in `bad`, keyed by this machine's driver and GPUs, and
-/// returned as the inner `Err` for the caller to act on.
-pub(crate) fn probe_install(
-    ctx: &Session<'_>,
-    lock: &CacheLock,
-    bad: &mut BadVariants,
-    hw: &Detected,
-    sel: &peft_manifest::Selection<'_>,
-    dir: &str,
-    rec: &InstallRecord,
-) -> Result<Result<(), String>> {
-    let cache = ctx.cache()?;
-    let exe = executable(&cache.versions().join(dir), &rec.entry);
-    let envs: Vec<(String, String)> = selection_env(sel).into_iter().collect();
-    match probe::probe(&exe, &envs, probe::probe_timeout()) {
-        Ok(()) => Ok(Ok(())),
-        Err(why) => {
-            bad.mark(
-                &hw.hardware,
-                &sel.release.version.to_string(),
-                &sel.variant.id,
-                &why,
-            );
-            bad.save(cache.root(), lock)?;
-            Ok(Err(why))
-        }
     }
 }
 
@@ -440,12 +410,4 @@ impl<'a> Session<'a> {
         });
         Ok(installs.into_iter().next())
     }
-}
-
-/// Removes an install that failed its probe: its record first, so a crash midway
-/// never leaves something that looks complete.
-pub(crate) fn discard(cache: &Cache, dir: &str) {
-    let d = cache.versions().join(dir);
-    let _ = std::fs::remove_file(d.join(INSTALL_RECORD));
-    let _ = std::fs::remove_dir_all(&d);
 }

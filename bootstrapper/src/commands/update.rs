@@ -8,12 +8,12 @@
 use peft_manifest::delta::{Plan, plan};
 use semver::Version;
 
-use super::{Next, Session, choose, detect_here, discard, probe_install, selection_env};
-use crate::cache::{BadVariants, InstallRecord, Pending, collect};
+use super::provision::{OnProbeFailure, Provided, Step, provision};
+use super::{Next, Session, detect_here, selection_env};
+use crate::cache::{InstallRecord, Pending, collect};
 use crate::error::{Error, Result};
 use crate::install::{Target, apply_delta, install};
 use crate::report::Event;
-use crate::source::Shelf;
 
 /// `update [--check]`.
 pub async fn run(ctx: &Session<'_>, check: bool) -> Result<Next> {
@@ -28,12 +28,17 @@ pub async fn run(ctx: &Session<'_>, check: bool) -> Result<Next> {
     };
     let roots = ctx.roots(&root, &m);
     let hw = detect_here(s);
-    let mut bad = BadVariants::load(cache.root());
-    let state = cache.state()?;
-    let attempts: usize = m.releases.iter().map(|r| r.variants.len()).sum::<usize>() + 1;
-    let shelf = Shelf::for_root(s.repo.as_ref(), s.offline);
-    for _ in 0..attempts {
-        let sel = &choose(&m, s, &hw, &bad, &state, shelf.as_ref(), false, reporter)?;
+    let on_failure = OnProbeFailure {
+        keep_forced: false,
+        warning: |sel, why| {
+            format!(
+                "{} {} failed its probe on this machine ({why}); trying the next variant",
+                sel.variant.id, sel.release.version
+            )
+        },
+    };
+    let (mut bytes, mut from) = (0, None);
+    let provided = provision(ctx, &m, &hw, &lock, on_failure, async |sel| {
         let target = Target {
             release: sel.release,
             variant: sel.variant,
@@ -45,7 +50,7 @@ pub async fn run(ctx: &Session<'_>, check: bool) -> Result<Next> {
         if cache.current()?.is_some_and(|c| c.dir == name) {
             cache.clear_pending(&lock)?;
             reporter.emit(Event::UpToDate { version, variant });
-            return Ok(Next::Exit);
+            return Ok(Step::Stop(()));
         }
         let same_variant: Vec<(String, InstallRecord)> = cache
             .installs()?
@@ -58,22 +63,21 @@ pub async fn run(ctx: &Session<'_>, check: bool) -> Result<Next> {
             .collect();
         let already = cache.record(&name)?.is_some();
         let p = plan(&installed, sel.variant);
-        let delta_from = |p: &Plan| match p {
-            Plan::Delta { from, .. } => Some(from.to_string()),
-            Plan::Full { .. } => None,
-        };
         if check {
-            let bytes = if already { 0 } else { p.bytes() };
-            let from = if already { None } else { delta_from(&p) };
+            let (bytes, from) = match (&p, already) {
+                (_, true) => (0, None),
+                (Plan::Delta { from, .. }, false) => (p.bytes(), Some(from.to_string())),
+                (Plan::Full { .. }, false) => (p.bytes(), None),
+            };
             reporter.emit(Event::UpdateAvailable {
                 version,
                 variant,
                 bytes,
                 from,
             });
-            return Ok(Next::Exit);
+            return Ok(Step::Stop(()));
         }
-        let (mut bytes, mut from) = (0, None);
+        (bytes, from) = (0, None);
         if !already {
             let mut done = false;
             if let Plan::Delta {
@@ -94,32 +98,30 @@ pub async fn run(ctx: &Session<'_>, check: bool) -> Result<Next> {
                 install(fetcher, &roots, cache, &lock, target, reporter).await?;
                 bytes = sel.variant.archive.size;
             }
-            if sel.variant.probe {
-                let rec = cache
-                    .record(&name)?
-                    .ok_or_else(|| Error::Internal(format!("{name} vanished")))?;
-                if let Err(why) = probe_install(ctx, &lock, &mut bad, &hw, sel, &name, &rec)? {
-                    discard(cache, &name);
-                    reporter.warn(format!("{variant} {version} failed its probe on this machine ({why}); trying the next variant"));
-                    continue;
-                }
-            }
         }
-        cache.set_pending(
-            &Pending {
-                dir: name.clone(),
-                env: selection_env(sel),
-            },
-            &lock,
-        )?;
-        reporter.emit(Event::Staged {
-            version,
-            variant,
-            bytes,
-            from,
-        });
-        collect(cache, &lock, 2, reporter)?;
+        Ok(Step::Installed {
+            dir: name,
+            fresh: !already,
+            probe: !already,
+        })
+    })
+    .await?;
+    let Provided::Installed { sel, dir, rec, .. } = provided else {
         return Ok(Next::Exit);
-    }
-    Err(Error::Internal("every candidate failed its probe".into()))
+    };
+    cache.set_pending(
+        &Pending {
+            dir,
+            env: selection_env(&sel),
+        },
+        &lock,
+    )?;
+    reporter.emit(Event::Staged {
+        version: rec.version,
+        variant: rec.variant,
+        bytes,
+        from,
+    });
+    collect(cache, &lock, 2, reporter)?;
+    Ok(Next::Exit)
 }
