@@ -230,3 +230,18 @@ test('restart to use a staged update switches through ensure (SIGHUP in headless
   assert.equal(proc.alive(first.pid), false, 'the old engine is gone before the new one serves');
   await h.stop();
 });
+
+test('busy(): a running job is seen through the token-guarded /jobs (quit asks first); none, or a frozen core engine, is not busy', { timeout: 60000 }, async (t) => {
+  const stub = path.join(__dirname, 'fixtures', 'stubborn-engine.js');
+  for (const [jobs, expected] of [['running', true], ['none', false]]) {
+    const { s } = supervised(t);
+    await s.start({ command: process.execPath, args: [stub], env: { ...process.env, STUB_JOBS: jobs } });
+    assert.equal(await s.busy(), expected, jobs);
+    await s.stop();
+    assert.equal(await s.busy(), false, 'no engine, not busy');
+  }
+  if (!need(t, 'bundle')) return;
+  const { s } = supervised(t);
+  await s.start(frozen());
+  assert.equal(await s.busy(), false, 'the core engine answers /jobs with 503 (no ML stack): nothing runs');
+});
