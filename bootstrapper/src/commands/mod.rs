@@ -196,7 +196,7 @@ pub(crate) fn detect_here(s: &Settings) -> Detected {
 
 /// The hardware event; people also get one line per GPU and per hint.
 pub(crate) fn emit_hardware(ctx: &Session<'_>, hw: &Detected, lines: bool) {
-    ctx.reporter.emit(Event::Hardware(hw.to_json()));
+    ctx.reporter.emit(hw.to_event());
     // The reporter prints only os-arch for people; stdout stays JSON-only either way.
     if lines && !ctx.json {
         for l in hw.lines() {

@@ -1,40 +1,22 @@
 //! `self-update [--check]`: replace this binary with the signed newer build
 //! (the machinery is [`crate::self_update`]).
 
-use std::path::PathBuf;
-
-use semver::Version;
-use serde_json::json;
-
 use super::Session;
 use crate::error::{Error, Result};
+use crate::report::{Event, SelfUpdateStatus};
 use crate::self_update::apply;
 use crate::source::accept_signed;
 use crate::version::{VERSION, build_for_here, platform, version};
 
-/// What `self-update` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The manifest's build is not newer than this one.
-    UpToDate { version: Version },
-    /// `--check`: a newer build is available.
-    Available { version: Version },
-    /// The binary at `path` was replaced.
-    Updated {
-        from: Version,
-        to: Version,
-        path: PathBuf,
-    },
-}
-
 /// `peft-bootstrap self-update [--check]`.
 pub async fn run(ctx: &Session<'_>, check: bool) -> Result<()> {
-    let outcome = check_or_apply(ctx, check).await?;
-    report(&outcome, ctx.json);
+    let event = check_or_apply(ctx, check).await?;
+    ctx.reporter.emit(event);
     Ok(())
 }
 
-async fn check_or_apply(ctx: &Session<'_>, check: bool) -> Result<Outcome> {
+/// The `self_update` event of what was found or done.
+async fn check_or_apply(ctx: &Session<'_>, check: bool) -> Result<Event> {
     let (s, reporter) = (&ctx.s, ctx.reporter);
     let root = s.require_repo()?.clone();
     let cache = ctx.cache()?;
@@ -55,45 +37,26 @@ async fn check_or_apply(ctx: &Session<'_>, check: bool) -> Result<Outcome> {
         });
     };
     if build.version <= ours {
-        return Ok(Outcome::UpToDate { version: ours });
+        return Ok(Event::SelfUpdate {
+            status: SelfUpdateStatus::UpToDate,
+            version: ours.to_string(),
+            from: None,
+            path: None,
+        });
     }
     if check {
-        return Ok(Outcome::Available {
-            version: build.version.clone(),
+        return Ok(Event::SelfUpdate {
+            status: SelfUpdateStatus::Available,
+            version: build.version.to_string(),
+            from: Some(VERSION.to_string()),
+            path: None,
         });
     }
     let path = apply(fetcher, &ctx.roots(&root, &m), cache, build, reporter).await?;
-    Ok(Outcome::Updated {
-        from: ours,
-        to: build.version.clone(),
-        path,
+    Ok(Event::SelfUpdate {
+        status: SelfUpdateStatus::Updated,
+        version: build.version.to_string(),
+        from: Some(ours.to_string()),
+        path: Some(path.display().to_string()),
     })
-}
-
-/// Prints what `self-update` did: a JSON line with `--json`, a sentence otherwise.
-fn report(outcome: &Outcome, json_out: bool) {
-    let (v, text) = match outcome {
-        Outcome::UpToDate { version } => (
-            json!({"event": "self_update", "status": "up_to_date", "version": version.to_string()}),
-            format!("peft-bootstrap {version} is up to date"),
-        ),
-        Outcome::Available { version } => (
-            json!({"event": "self_update", "status": "available", "from": VERSION, "version": version.to_string()}),
-            format!(
-                "peft-bootstrap {version} is available (this is {VERSION}); run `peft-bootstrap self-update`"
-            ),
-        ),
-        Outcome::Updated { from, to, path } => (
-            json!({"event": "self_update", "status": "updated", "from": from.to_string(), "version": to.to_string(), "path": path.display().to_string()}),
-            format!(
-                "peft-bootstrap updated from {from} to {to} ({})",
-                path.display()
-            ),
-        ),
-    };
-    if json_out {
-        println!("{v}");
-    } else {
-        eprintln!("{text}");
-    }
 }

@@ -1,59 +1,51 @@
 //! `status`: cache folder and size, current install, every install, highest
 //! accepted serial per channel.
 
-use serde_json::json;
-
 use super::Session;
-use crate::error::{Result, human_bytes};
+use crate::error::Result;
+use crate::report::{ChannelSerial, Event, StatusCurrent, StatusInstall};
 
 /// `status`: installed versions, the current one, the cache size.
 pub fn run(ctx: &Session<'_>) -> Result<()> {
-    let (cache, json_out) = (ctx.cache()?, ctx.json);
+    let cache = ctx.cache()?;
     let current = cache.current()?;
     let installs = cache.installs()?;
     let state = cache.state()?;
     let size = cache.size();
-    if json_out {
-        let v = json!({
-            "event": "status",
-            "cache_dir": cache.root().display().to_string(),
-            "current": current.as_ref().map(|c| json!({"version": c.version, "variant": c.variant, "dir": cache.versions().join(&c.dir).display().to_string(), "previous": c.previous})),
-            "installed": installs.iter().map(|(d, r)| json!({
-                "version": r.version, "variant": r.variant, "dir": cache.versions().join(d).display().to_string(),
-                "installed_at": r.installed_at, "files": r.index.files.len(), "bytes": r.index.unpacked_size(),
-                "current": current.as_ref().is_some_and(|c| &c.dir == d),
-            })).collect::<Vec<_>>(),
-            "channels": state.channels,
-            "cache_bytes": size,
-        });
-        println!("{v}");
-    } else {
-        println!("cache: {} ({})", cache.root().display(), human_bytes(size));
-        match &current {
-            Some(c) => println!("current: {} ({})", c.version, c.variant),
-            None => println!("current: none"),
-        }
-        for (d, r) in &installs {
-            let mark = if current.as_ref().is_some_and(|c| &c.dir == d) {
-                "*"
-            } else {
-                " "
-            };
-            println!(
-                "{mark} {} {} {} files, {}, installed {}",
-                r.version,
-                r.variant,
-                r.index.files.len(),
-                human_bytes(r.index.unpacked_size()),
-                r.installed_at
-            );
-        }
-        for (ch, st) in &state.channels {
-            println!(
-                "channel {ch}: serial {} published {}",
-                st.serial, st.published_at
-            );
-        }
-    }
+    let is_current = |d: &str| current.as_ref().is_some_and(|c| c.dir == d);
+    let dir = |d: &str| cache.versions().join(d).display().to_string();
+    ctx.reporter.emit(Event::Status {
+        cache_dir: cache.root().display().to_string(),
+        current: current.as_ref().map(|c| StatusCurrent {
+            version: c.version.clone(),
+            variant: c.variant.clone(),
+            dir: dir(&c.dir),
+            previous: c.previous.clone(),
+        }),
+        installed: installs
+            .iter()
+            .map(|(d, r)| StatusInstall {
+                version: r.version.clone(),
+                variant: r.variant.clone(),
+                dir: dir(d),
+                installed_at: r.installed_at.clone(),
+                files: r.index.files.len(),
+                bytes: r.index.unpacked_size(),
+                current: is_current(d),
+            })
+            .collect(),
+        channels: state
+            .channels
+            .into_iter()
+            .map(|(name, c)| {
+                let serial = ChannelSerial {
+                    serial: c.serial,
+                    published_at: c.published_at,
+                };
+                (name, serial)
+            })
+            .collect(),
+        cache_bytes: size,
+    });
     Ok(())
 }

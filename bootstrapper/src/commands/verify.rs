@@ -1,16 +1,15 @@
 //! `verify`: re-hash every file of the current install against the index kept in
 //! its record; exit 4 naming each damaged file.
 
-use serde_json::json;
-
 use super::Session;
 use crate::error::{Error, Result};
 use crate::install::executable;
+use crate::report::Event;
 use crate::source::hash_file;
 
 /// `verify`: re-hash the current install against its index.
 pub fn run(ctx: &Session<'_>) -> Result<()> {
-    let (cache, json_out) = (ctx.cache()?, ctx.json);
+    let cache = ctx.cache()?;
     let cur = cache.current()?.ok_or_else(|| {
         Error::usage(
             "no backend is installed",
@@ -33,19 +32,13 @@ pub fn run(ctx: &Session<'_>) -> Result<()> {
             Err(e) => problems.push(format!("{}: {e}", f.path)),
         }
     }
-    if json_out {
-        println!(
-            "{}",
-            json!({"event": "verified", "version": rec.version, "variant": rec.variant, "files": rec.index.files.len(), "ok": problems.is_empty(), "problems": problems})
-        );
-    } else if problems.is_empty() {
-        eprintln!(
-            "{} ({}): all {} files match the signed index",
-            rec.version,
-            rec.variant,
-            rec.index.files.len()
-        );
-    }
+    ctx.reporter.emit(Event::Verified {
+        version: rec.version.clone(),
+        variant: rec.variant.clone(),
+        files: rec.index.files.len(),
+        ok: problems.is_empty(),
+        problems: problems.clone(),
+    });
     if problems.is_empty() {
         Ok(())
     } else {

@@ -9,7 +9,7 @@
 //! - [`macos`]: Apple Silicon even under Rosetta, the macOS version, RAM;
 //! - [`windows`]: the Windows version;
 //! - here: CPU features, free disk at the cache, `CUDA_VISIBLE_DEVICES`, and the
-//!   `hardware` event's body ([`Detected::to_json`]) and human lines
+//!   `hardware` event's body ([`Detected::to_event`]) and human lines
 //!   ([`Detected::lines`]).
 //!
 //! Every root and tool can be redirected for tests: `PEFT_NVML_LIBRARY`,
@@ -30,6 +30,7 @@ use peft_manifest::{Arch, Hardware, Os};
 
 use crate::env;
 use crate::error::human_bytes;
+use crate::report::{Event, HardwareEvent};
 
 /// Where detection looks; [`Config::from_env`] gives the real places.
 #[derive(Debug, Clone)]
@@ -219,25 +220,24 @@ pub fn hints(hw: &Hardware, tried: &[String]) -> Vec<String> {
 }
 
 impl Detected {
-    /// The `hardware` event's body: the facts, plus `visible_gpus`, `machine_key`,
+    /// The `hardware` event: the facts, plus `visible_gpus`, `machine_key`,
     /// `hints`, `tried` and `summary` (the human lines).
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(&self.hardware).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            let visible: Vec<u32> = self
-                .hardware
-                .visible_gpus()
-                .gpus
-                .iter()
-                .map(|g| g.index)
-                .collect();
-            o.insert("visible_gpus".into(), visible.into());
-            o.insert("machine_key".into(), self.hardware.machine_key().into());
-            o.insert("hints".into(), self.hints.clone().into());
-            o.insert("tried".into(), self.tried.clone().into());
-            o.insert("summary".into(), self.lines().into());
-        }
-        v
+    pub fn to_event(&self) -> Event {
+        let visible = self
+            .hardware
+            .visible_gpus()
+            .gpus
+            .iter()
+            .map(|g| g.index)
+            .collect();
+        Event::Hardware(Box::new(HardwareEvent {
+            profile: self.hardware.clone(),
+            visible_gpus: visible,
+            machine_key: self.hardware.machine_key(),
+            hints: self.hints.clone(),
+            tried: self.tried.clone(),
+            summary: self.lines(),
+        }))
     }
 
     /// One line for the machine, one for the driver, one per GPU.

@@ -1,0 +1,225 @@
+//! The wire types of the JSON-lines protocol (the table in [`super`]): serialize
+//! only, one envelope (`event`) for all.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// One event of the JSON-lines protocol.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Hardware(Box<HardwareEvent>),
+    Verdict {
+        version: String,
+        variant: String,
+        fits: bool,
+        reason: String,
+    },
+    Selected {
+        version: String,
+        variant: String,
+        reason: String,
+    },
+    Progress {
+        phase: Phase,
+        done: u64,
+        total: u64,
+    },
+    Warning {
+        message: String,
+    },
+    Ready {
+        version: String,
+        variant: String,
+        dir: String,
+        executable: String,
+        source: Source,
+        env: BTreeMap<String, String>,
+    },
+    UpdateAvailable {
+        version: String,
+        variant: String,
+        bytes: u64,
+        from: Option<String>,
+    },
+    UpToDate {
+        version: String,
+        variant: String,
+    },
+    Staged {
+        version: String,
+        variant: String,
+        bytes: u64,
+        from: Option<String>,
+    },
+    RolledBack {
+        from: String,
+        to: String,
+    },
+    Collected {
+        removed: Vec<String>,
+        freed: u64,
+    },
+    /// `status`: what the cache holds.
+    Status {
+        cache_dir: String,
+        current: Option<StatusCurrent>,
+        installed: Vec<StatusInstall>,
+        channels: BTreeMap<String, ChannelSerial>,
+        cache_bytes: u64,
+    },
+    /// `verify`: the current install re-hashed against its index.
+    Verified {
+        version: String,
+        variant: String,
+        files: usize,
+        ok: bool,
+        problems: Vec<String>,
+    },
+    /// `self-update`: what it found or did.
+    SelfUpdate {
+        status: SelfUpdateStatus,
+        version: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
+    Error {
+        code: String,
+        message: String,
+        exit_code: u8,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+    },
+}
+
+/// The long-running phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Download,
+    Verify,
+    Patch,
+    Extract,
+}
+
+/// Where a ready backend came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Cache,
+    Network,
+    Offline,
+}
+
+/// The `hardware` event's body: the profile selection decides on, and what a
+/// person or a bug report needs besides.
+#[derive(Debug, Clone, Serialize)]
+pub struct HardwareEvent {
+    #[serde(flatten)]
+    pub profile: peft_manifest::Hardware,
+    /// Indexes of the GPUs `CUDA_VISIBLE_DEVICES` leaves visible.
+    pub visible_gpus: Vec<u32>,
+    pub machine_key: String,
+    pub hints: Vec<String>,
+    /// What each probe said.
+    pub tried: Vec<String>,
+    /// The human lines (one for the machine, one for the driver, one per GPU).
+    pub summary: Vec<String>,
+}
+
+/// `status`'s current install.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusCurrent {
+    pub version: String,
+    pub variant: String,
+    pub dir: String,
+    pub previous: Option<String>,
+}
+
+/// One install in `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusInstall {
+    pub version: String,
+    pub variant: String,
+    pub dir: String,
+    pub installed_at: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub current: bool,
+}
+
+/// The highest serial accepted from a channel, in `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelSerial {
+    pub serial: u64,
+    pub published_at: String,
+}
+
+/// What `self-update` found or did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelfUpdateStatus {
+    UpToDate,
+    Available,
+    Updated,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format_matches_the_contract() {
+        let e = Event::Ready {
+            version: "1.3.0".into(),
+            variant: "linux-x86_64-cpu".into(),
+            dir: "/d".into(),
+            executable: "/d/peft_engine/peft_engine".into(),
+            source: Source::Network,
+            env: [("CUDA_VISIBLE_DEVICES".to_string(), "GPU-1".to_string())].into(),
+        };
+        let v: serde_json::Value = serde_json::to_value(&e).expect("serializes");
+        assert_eq!(v["event"], "ready");
+        assert_eq!(v["source"], "network");
+        assert_eq!(v["env"]["CUDA_VISIBLE_DEVICES"], "GPU-1");
+        let p = serde_json::to_value(Event::Progress {
+            phase: Phase::Download,
+            done: 1,
+            total: 2,
+        })
+        .expect("json");
+        assert_eq!(
+            p,
+            serde_json::json!({"event":"progress","phase":"download","done":1,"total":2})
+        );
+        let profile =
+            peft_manifest::Hardware::new(peft_manifest::Os::Linux, peft_manifest::Arch::X86_64);
+        let h = serde_json::to_value(Event::Hardware(Box::new(HardwareEvent {
+            machine_key: profile.machine_key(),
+            profile,
+            visible_gpus: vec![],
+            hints: vec!["h".into()],
+            tried: vec![],
+            summary: vec![],
+        })))
+        .expect("json");
+        assert_eq!(h["event"], "hardware");
+        assert_eq!(h["os"], "linux");
+        assert_eq!(h["arch"], "x86_64");
+        assert_eq!(h["hints"], serde_json::json!(["h"]));
+        let s = serde_json::to_value(Event::SelfUpdate {
+            status: SelfUpdateStatus::UpToDate,
+            version: "1.0.0".into(),
+            from: None,
+            path: None,
+        })
+        .expect("json");
+        assert_eq!(
+            s,
+            serde_json::json!({"event":"self_update","status":"up_to_date","version":"1.0.0"})
+        );
+    }
+}
