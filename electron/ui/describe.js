@@ -95,7 +95,7 @@
       case 5: return {
         title: 'No engine fits this computer yet',
         body: hasGpu(hardware) || onGpu
-          ? 'None of the graphics-card engines can run on this computer as it is set up now (often a driver that is too old). You can start with the CPU engine now: it works everywhere, only slower. Updating the graphics driver and trying again gives you the faster one.'
+          ? 'None of the graphics-card engines can run on this computer as it is set up now; often the graphics driver is too old (details below). Updating the driver and trying again gives you the fast engine. The CPU engine runs on any computer, only slower.'
           : 'No engine of a compatible release was built for this computer. The CPU engine may still run; or install from a folder that holds one for this machine.',
         actions: ['cpu', 'folder', 'log'],
       };
