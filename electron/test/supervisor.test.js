@@ -245,3 +245,21 @@ test('busy(): a running job is seen through the token-guarded /jobs (quit asks f
   await s.start(frozen());
   assert.equal(await s.busy(), false, 'the core engine answers /jobs with 503 (no ML stack): nothing runs');
 });
+
+test('headless.js stops the leftover engine its record proves ours before starting a new one', { timeout: 60000 }, async (t) => {
+  if (!need(t, 'bundle')) return;
+  const app = tmp();
+  const exe = path.join(TOOLS.bundle, ENGINE_REL);
+  // an engine of an earlier launch that outlived it (started bare: it watches no parent)
+  const old = spawn(exe, ['--host', '127.0.0.1', '--port', '0'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, PEFT_DATA_DIR: tmp() } });
+  t.after(() => { try { process.kill(old.pid, 'SIGKILL'); } catch { /* gone */ } });
+  await new Promise((r) => old.stdout.once('data', r));
+  record.writeRecord(app, { pid: old.pid, executable: exe, port: 0 });
+  const h = headless({ PEFT_DEV: '1', PEFT_APP_DIR: app, PEFT_DATA_DIR: tmp() });
+  const running = await h.waitFor((e) => e.event === 'engine' && e.state === 'running', 45000);
+  assert.equal(proc.alive(old.pid), false, 'the leftover was stopped');
+  assert.match(h.stderr, new RegExp(`leftover engine: pid ${old.pid} started at .* as recorded; stopped \\(sigterm`));
+  assert.equal(record.readRecord(app).pid, running.pid, 'the record now names the new engine');
+  await h.stop();
+  assert.equal(record.readRecord(app), null);
+});
