@@ -141,6 +141,8 @@ for (const [code, [title, acts, detail]] of Object.entries(EXPECT)) {
     assert.match(await text(page, '#notice-detail'), detail);
     assert.equal(await page.locator('body').getAttribute('data-state'), 'error');
     assert.equal(await page.locator('#actions button.primary').count(), 1, 'one primary action');
+    if (code === '5') assert.equal(await text(page, '#engine'), 'This computer: NVIDIA GeForce RTX 4090, driver 535.104.05');
+    if (code === '6') assert.equal(await text(page, '#engine'), 'For the CUDA 12.8 engine for your NVIDIA GeForce RTX 4090');
     await shot(page, `progress-error-${code}`);
     await page.click(`button[data-action=${acts[0]}]`);
     assert.deepEqual(await page.evaluate(() => window.peftActions), [acts[0]]);

@@ -45,6 +45,19 @@
     return 'for this computer';
   }
 
+  /** "NVIDIA GeForce RTX 4090, driver 535.104.05" / "Apple Silicon" / "16 CPU cores, no NVIDIA graphics card found" */
+  function machineWords(hardware) {
+    const hw = hardware || {};
+    const gpus = (hw.nvidia && hw.nvidia.gpus) || [];
+    if (gpus.length) {
+      const names = [...new Set(gpus.map((g) => nvidiaName(g.name)))].join(', ');
+      return hw.nvidia.driver ? `${names}, driver ${hw.nvidia.driver}` : names;
+    }
+    if (hw.os === 'macos' && hw.arch === 'aarch64') return 'Apple Silicon';
+    const cores = hw.cpu && hw.cpu.cores ? `${hw.cpu.cores} CPU cores` : 'the CPU';
+    return hw.nvidia_pci && hw.nvidia_pci.length ? `${cores}; an NVIDIA card without a working driver` : `${cores}, no NVIDIA graphics card found`;
+  }
+
   function engineSentence(hardware, variant) {
     return `${engineOf(variant).words} ${forWhom(hardware, variant)}`;
   }
@@ -132,5 +145,5 @@
     wait: 'Keep waiting',
   };
 
-  return { engineOf, forWhom, engineSentence, hasGpu, bytes, duration, errorAdvice, ACTION_LABELS };
+  return { engineOf, forWhom, engineSentence, machineWords, hasGpu, bytes, duration, errorAdvice, ACTION_LABELS };
 }));

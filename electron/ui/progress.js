@@ -115,7 +115,7 @@
       } else if (s.error) {
         const advice = D.errorAdvice(s.error, { hardware: s.hardware, variant });
         title = advice.title;
-        engineLine = sentence ? `For the ${sentence}` : '';
+        engineLine = sentence ? `For the ${sentence}` : s.hardware ? `This computer: ${D.machineWords(s.hardware)}` : '';
         notice = { kind: 'error', heading: '', body: advice.body, detail: [s.error.message, s.error.hint].filter(Boolean).join(' — ') };
         actions = advice.actions;
       } else if (s.cancelled) {
