@@ -27,7 +27,7 @@ fn stub() -> &'static Path {
     LIB.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("fake-nvml-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
+        fs_err::create_dir_all(&dir).expect("mkdir");
         let out = dir.join("libnvidia-ml.so.1");
         let src = fixtures().join("nvml/fake_nvml.c");
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
@@ -93,7 +93,7 @@ impl Run {
 fn detect(envs: &[(&str, &str)], args: &[&str]) -> Run {
     let tmp = tempfile::tempdir().expect("tempdir");
     let empty = tmp.path().join("empty");
-    std::fs::create_dir_all(&empty).expect("mkdir");
+    fs_err::create_dir_all(&empty).expect("mkdir");
     let mut cmd = Command::new(BIN);
     cmd.arg("detect").args(args);
     for (k, _) in std::env::vars() {

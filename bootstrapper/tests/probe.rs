@@ -30,7 +30,7 @@ fn stub() -> &'static Path {
     LIB.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("fake-nvml-probe-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
+        fs_err::create_dir_all(&dir).expect("mkdir");
         let out = dir.join("libnvidia-ml.so.1");
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
         let status = Command::new(&cc)
@@ -64,10 +64,10 @@ fn repo(bundles: &[(&str, &str)]) -> Repo {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let blobs = root.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).expect("mkdir");
+    fs_err::create_dir_all(&blobs).expect("mkdir");
     let put = |bytes: &[u8]| -> Sha256 {
         let h = Sha256::of(bytes);
-        std::fs::write(blobs.join(h.hex()), bytes).expect("write blob");
+        fs_err::write(blobs.join(h.hex()), bytes).expect("write blob");
         h
     };
     let catalog = VariantCatalog::builtin().expect("catalogue");
@@ -141,8 +141,8 @@ fn repo(bundles: &[(&str, &str)]) -> Repo {
     };
     let bytes = m.to_json();
     let channel = root.join("channels/stable");
-    std::fs::create_dir_all(&channel).expect("mkdir");
-    std::fs::write(channel.join("manifest.json"), &bytes).expect("write manifest");
+    fs_err::create_dir_all(&channel).expect("mkdir");
+    fs_err::write(channel.join("manifest.json"), &bytes).expect("write manifest");
     let kp = minisign::KeyPair::generate_unencrypted_keypair().expect("keypair");
     let sig = minisign::sign(
         Some(&kp.pk),
@@ -152,9 +152,9 @@ fn repo(bundles: &[(&str, &str)]) -> Repo {
         None,
     )
     .expect("sign");
-    std::fs::write(channel.join("manifest.json.minisig"), sig.into_string()).expect("write sig");
+    fs_err::write(channel.join("manifest.json.minisig"), sig.into_string()).expect("write sig");
     let pubkey = root.join("release.pub");
-    std::fs::write(&pubkey, kp.pk.to_box().expect("pk box").into_string()).expect("write pub");
+    fs_err::write(&pubkey, kp.pk.to_box().expect("pk box").into_string()).expect("write pub");
     Repo { dir, pubkey }
 }
 
@@ -217,7 +217,7 @@ fn run(
         }
     }
     let empty = cache.with_extension("empty");
-    std::fs::create_dir_all(&empty).expect("mkdir");
+    fs_err::create_dir_all(&empty).expect("mkdir");
     c.env("PEFT_MANIFEST_URL", url)
         .env("PEFT_TRUSTED_KEY", &repo.pubkey)
         .env("PEFT_CACHE_DIR", cache)
@@ -246,7 +246,7 @@ const H100: &str = "NVIDIA H100 80GB HBM3,9.0,81559,GPU-h100-0001";
 const DRIVER: &str = "580.95.05";
 
 fn bad_variants(cache: &Path) -> Value {
-    let text = std::fs::read_to_string(cache.join("bad-variants.json")).expect("bad-variants.json");
+    let text = fs_err::read_to_string(cache.join("bad-variants.json")).expect("bad-variants.json");
     serde_json::from_str(&text).expect("json")
 }
 

@@ -7,8 +7,8 @@
 //! files; whichever is smaller. Files over [`PATCH_LIMIT`] are sent whole (zstd
 //! references must stay under 2 GB).
 
+use fs_err::File;
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -94,7 +94,7 @@ pub fn make(
     )
     .map_err(zerr)?;
     let payload_path = repo.temp_path("delta-payload");
-    let payload_file = std::fs::OpenOptions::new()
+    let payload_file = fs_err::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -115,7 +115,7 @@ pub fn make(
         let src = files
             .get(&f.path)
             .ok_or_else(|| ReleaseError::Usage(format!("{} is not in the input", f.path)))?;
-        let data = std::fs::read(src).map_err(|e| ReleaseError::io("reading", src, e))?;
+        let data = fs_err::read(src).map_err(|e| ReleaseError::io("reading", src, e))?;
         let whole = compress_whole(&data).map_err(|e| ReleaseError::io("compressing", src, e))?;
         let mut chosen = (DeltaKind::Whole, None, whole);
         if let Some(b) = base.index.get(&f.path)
@@ -181,7 +181,7 @@ pub fn make(
         std::io::copy(&mut payload, &mut out)?;
         out.into_inner().map_err(|e| e.into_error())?.sync_all()
     })();
-    let _ = std::fs::remove_file(&payload_path);
+    let _ = fs_err::remove_file(&payload_path);
     result.map_err(|e| ReleaseError::io("writing", &out_path, e))?;
     repo.adopt(&out_path)
 }

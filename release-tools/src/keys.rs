@@ -4,7 +4,7 @@
 //! set; `publish` reads either kind (the password from the same variable) and never
 //! prompts, so it runs in CI.
 
-use std::fs::OpenOptions;
+use fs_err::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +21,7 @@ fn password() -> Option<String> {
 
 /// Creates `DIR/release.key` and `DIR/release.pub`; refuses to overwrite either.
 pub fn keygen(dir: &Path) -> Result<(PathBuf, PathBuf)> {
-    std::fs::create_dir_all(dir).map_err(|e| ReleaseError::io("creating", dir, e))?;
+    fs_err::create_dir_all(dir).map_err(|e| ReleaseError::io("creating", dir, e))?;
     let sk_path = dir.join("release.key");
     let pk_path = dir.join("release.pub");
     for p in [&sk_path, &pk_path] {
@@ -57,7 +57,7 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     opts.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
+        use fs_err::os::unix::fs::OpenOptionsExt;
         opts.mode(mode);
     }
     #[cfg(not(unix))]
@@ -74,7 +74,7 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 /// Reads a secret key file (minisign format), decrypting it with
 /// `PEFT_RELEASE_KEY_PASSWORD` when set.
 pub fn load_secret(path: &Path) -> Result<(SecretKey, PublicKey)> {
-    let text = std::fs::read_to_string(path).map_err(|e| ReleaseError::io("reading", path, e))?;
+    let text = fs_err::read_to_string(path).map_err(|e| ReleaseError::io("reading", path, e))?;
     let sk_box = SecretKeyBox::from_string(&text).map_err(|e| {
         ReleaseError::Key(format!(
             "{} is not a minisign secret key: {e}",

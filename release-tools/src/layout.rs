@@ -2,7 +2,7 @@
 //! consistent for readers: blobs are written under a temporary name and renamed into
 //! `blobs/sha256/<hex>`; the channel manifest is written last.
 
-use std::fs::File;
+use fs_err::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +21,7 @@ impl Repo {
     pub fn open(root: &Path) -> Result<Repo> {
         for sub in ["blobs/sha256", "channels", ".pending"] {
             let p = root.join(sub);
-            std::fs::create_dir_all(&p).map_err(|e| ReleaseError::io("creating", &p, e))?;
+            fs_err::create_dir_all(&p).map_err(|e| ReleaseError::io("creating", &p, e))?;
         }
         Ok(Repo {
             root: root.to_path_buf(),
@@ -67,9 +67,9 @@ impl Repo {
         let (sha256, size) = hash_file(tmp)?;
         let dest = self.blob_path(&sha256);
         if dest.is_file() {
-            std::fs::remove_file(tmp).map_err(|e| ReleaseError::io("removing", tmp, e))?;
+            fs_err::remove_file(tmp).map_err(|e| ReleaseError::io("removing", tmp, e))?;
         } else {
-            std::fs::rename(tmp, &dest).map_err(|e| ReleaseError::io("renaming", &dest, e))?;
+            fs_err::rename(tmp, &dest).map_err(|e| ReleaseError::io("renaming", &dest, e))?;
         }
         Ok(Blob { sha256, size })
     }
@@ -77,7 +77,7 @@ impl Repo {
     /// Reads a blob, checking its digest and size.
     pub fn read_blob(&self, blob: &Blob) -> Result<Vec<u8>> {
         let p = self.blob_path(&blob.sha256);
-        let bytes = std::fs::read(&p).map_err(|e| ReleaseError::io("reading", &p, e))?;
+        let bytes = fs_err::read(&p).map_err(|e| ReleaseError::io("reading", &p, e))?;
         if bytes.len() as u64 != blob.size || Sha256::of(&bytes) != blob.sha256 {
             return Err(ReleaseError::Integrity(format!(
                 "{} does not match its name or size",
@@ -101,7 +101,7 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     write_synced(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).map_err(|e| ReleaseError::io("renaming", path, e))
+    fs_err::rename(&tmp, path).map_err(|e| ReleaseError::io("renaming", path, e))
 }
 
 /// The digest and size of a file.

@@ -11,8 +11,8 @@
 //! while it is copied, so a damaged source repository is refused, and the manifest
 //! is written last. A `README.txt` says what the folder is and how to use it.
 
+use fs_err::File;
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -135,8 +135,8 @@ pub fn offline(args: &OfflineArgs) -> Result<OfflineReport> {
     let src = Repo::open(&args.repo)?;
     let path = src.manifest_path(&args.channel);
     let sig_path = path.with_extension("json.minisig");
-    let bytes = std::fs::read(&path).map_err(|e| ReleaseError::io("reading", &path, e))?;
-    let sig = std::fs::read(&sig_path).map_err(|e| ReleaseError::io("reading", &sig_path, e))?;
+    let bytes = fs_err::read(&path).map_err(|e| ReleaseError::io("reading", &path, e))?;
+    let sig = fs_err::read(&sig_path).map_err(|e| ReleaseError::io("reading", &sig_path, e))?;
     let m = Manifest::from_json(&bytes).map_err(|e| {
         ReleaseError::Integrity(format!(
             "{} is not a schema-1 manifest: {e}",
@@ -151,7 +151,7 @@ pub fn offline(args: &OfflineArgs) -> Result<OfflineReport> {
     let (chosen, installs) = choose(&m, &args.variants, args.all_releases)?;
     let out = Repo::open(&args.out)?;
     // Only `channels/` and `blobs/` belong in the folder.
-    let _ = std::fs::remove_dir(out.pending());
+    let _ = fs_err::remove_dir(out.pending());
     let mut bytes_total = 0;
     for c in &chosen {
         copy_blob(&src, &out, &c.blob, &c.what)?;
@@ -159,7 +159,7 @@ pub fn offline(args: &OfflineArgs) -> Result<OfflineReport> {
     }
     let dest = out.manifest_path(&args.channel);
     let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| ReleaseError::io("creating", dir, e))?;
+    fs_err::create_dir_all(dir).map_err(|e| ReleaseError::io("creating", dir, e))?;
     write_atomic(&dest.with_extension("json.minisig"), &sig)?;
     write_atomic(&dest, &bytes)?;
     let report = OfflineReport {
@@ -176,7 +176,7 @@ pub fn offline(args: &OfflineArgs) -> Result<OfflineReport> {
 }
 
 fn same_place(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+    match (fs_err::canonicalize(a), fs_err::canonicalize(b)) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     }
@@ -186,7 +186,7 @@ fn same_place(a: &Path, b: &Path) -> bool {
 fn copy_blob(src: &Repo, out: &Repo, blob: &Blob, what: &str) -> Result<()> {
     let from = src.blob_path(&blob.sha256);
     let to = out.blob_path(&blob.sha256);
-    if std::fs::metadata(&to).is_ok_and(|m| m.len() == blob.size)
+    if fs_err::metadata(&to).is_ok_and(|m| m.len() == blob.size)
         && crate::layout::hash_file(&to).is_ok_and(|(h, n)| h == blob.sha256 && n == blob.size)
     {
         return Ok(());
@@ -219,13 +219,13 @@ fn copy_blob(src: &Repo, out: &Repo, blob: &Blob, what: &str) -> Result<()> {
         .map_err(|e| ReleaseError::io("writing", &tmp, e))?;
     drop(output);
     if n != blob.size || h.finish() != blob.sha256 {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
         return Err(ReleaseError::Integrity(format!(
             "{} ({what}) does not match the manifest's size and SHA-256; the repository is damaged",
             from.display()
         )));
     }
-    std::fs::rename(&tmp, &to).map_err(|e| ReleaseError::io("renaming", &to, e))
+    fs_err::rename(&tmp, &to).map_err(|e| ReleaseError::io("renaming", &to, e))
 }
 
 /// The folder's `README.txt`.

@@ -6,7 +6,7 @@
 //! Deflate at a fixed level. The same folder always gives the same bytes, so the
 //! same digest, so an unchanged variant costs nothing to re-upload.
 
-use std::fs::File;
+use fs_err::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -80,7 +80,7 @@ fn walk(root: &Path) -> Result<Vec<Found>> {
     let mut out = Vec::new();
     let mut stack = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
-        let rd = std::fs::read_dir(&dir).map_err(|e| ReleaseError::io("listing", &dir, e))?;
+        let rd = fs_err::read_dir(&dir).map_err(|e| ReleaseError::io("listing", &dir, e))?;
         for entry in rd {
             let entry = entry.map_err(|e| ReleaseError::io("listing", &dir, e))?;
             let name = entry.file_name().into_string().map_err(|n| {
@@ -95,7 +95,7 @@ fn walk(root: &Path) -> Result<Vec<Found>> {
                 format!("{prefix}/{name}")
             };
             let path = entry.path();
-            let meta = std::fs::metadata(&path)
+            let meta = fs_err::metadata(&path)
                 .map_err(|e| ReleaseError::io("reading (dangling link?)", &path, e))?;
             if meta.is_dir() {
                 stack.push((path, rel));
@@ -132,7 +132,7 @@ fn is_executable(_m: &std::fs::Metadata) -> bool {
 pub fn pack(args: &PackArgs) -> Result<Packed> {
     let catalog = match &args.variants_file {
         Some(p) => {
-            let bytes = std::fs::read(p).map_err(|e| ReleaseError::io("reading", p, e))?;
+            let bytes = fs_err::read(p).map_err(|e| ReleaseError::io("reading", p, e))?;
             VariantCatalog::from_json(&bytes).map_err(|e| {
                 ReleaseError::Usage(format!("{} is not a variant catalogue: {e}", p.display()))
             })?
@@ -177,7 +177,7 @@ pub fn pack(args: &PackArgs) -> Result<Packed> {
     let repo = Repo::open(&args.repo)?;
     let tmp = repo.temp_path("archive");
     let files = write_zip(&tmp, &found, &args.entry).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
     })?;
     let index = FileIndex {
         schema: peft_manifest::SCHEMA,
@@ -194,7 +194,7 @@ pub fn pack(args: &PackArgs) -> Result<Packed> {
     };
     let problems = validate_index(&index, &index_ref_self, &args.entry);
     if !problems.is_empty() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         return Err(ReleaseError::Usage(format!(
             "the bundle cannot be shipped: {}",
@@ -350,12 +350,12 @@ fn earlier_releases(
 ) -> Result<Vec<(Version, Variant)>> {
     let mut found: BTreeMap<Version, Variant> = BTreeMap::new();
     let channels = repo.root().join("channels");
-    for dir in std::fs::read_dir(&channels)
+    for dir in fs_err::read_dir(&channels)
         .map_err(|e| ReleaseError::io("listing", &channels, e))?
         .flatten()
     {
         let p = dir.path().join("manifest.json");
-        if let Ok(bytes) = std::fs::read(&p) {
+        if let Ok(bytes) = fs_err::read(&p) {
             let m = Manifest::from_json(&bytes)
                 .map_err(|e| ReleaseError::Integrity(format!("{}: {e}", p.display())))?;
             for r in m.releases {
@@ -366,11 +366,11 @@ fn earlier_releases(
         }
     }
     let pending = repo.pending();
-    for e in std::fs::read_dir(&pending)
+    for e in fs_err::read_dir(&pending)
         .map_err(|e| ReleaseError::io("listing", &pending, e))?
         .flatten()
     {
-        if let Ok(rec) = std::fs::read(e.path())
+        if let Ok(rec) = fs_err::read(e.path())
             .map_err(|_| ())
             .and_then(|b| serde_json::from_slice::<PendingRelease>(&b).map_err(|_| ()))
             && rec.variant.id == variant

@@ -103,7 +103,7 @@ fn list_bootstrappers(repo: &Repo, m: &mut Manifest, args: &PublishArgs) -> Resu
             Some(v) => v.clone(),
             None => build_version(&b.path)?,
         };
-        let bytes = std::fs::read(&b.path).map_err(|e| ReleaseError::io("reading", &b.path, e))?;
+        let bytes = fs_err::read(&b.path).map_err(|e| ReleaseError::io("reading", &b.path, e))?;
         let blob = repo.put_bytes(&bytes)?;
         m.bootstrapper.retain(|x| (x.os, x.arch) != (b.os, b.arch));
         m.bootstrapper.push(BootstrapperBuild {
@@ -144,12 +144,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn read_pending(repo: &Repo) -> Result<Vec<(PathBuf, PendingRelease)>> {
     let dir = repo.pending();
-    let rd = std::fs::read_dir(&dir).map_err(|e| ReleaseError::io("listing", &dir, e))?;
+    let rd = fs_err::read_dir(&dir).map_err(|e| ReleaseError::io("listing", &dir, e))?;
     let mut out = Vec::new();
     for e in rd.flatten() {
         let p = e.path();
         if p.extension().is_some_and(|x| x == "json") {
-            let bytes = std::fs::read(&p).map_err(|e| ReleaseError::io("reading", &p, e))?;
+            let bytes = fs_err::read(&p).map_err(|e| ReleaseError::io("reading", &p, e))?;
             let rec: PendingRelease = serde_json::from_slice(&bytes).map_err(|e| {
                 ReleaseError::Usage(format!("{} is not a pending release: {e}", p.display()))
             })?;
@@ -190,7 +190,7 @@ pub fn publish(args: &PublishArgs) -> Result<Manifest> {
     let repo = Repo::open(&args.repo)?;
     let (sk, pk) = load_secret(&args.key)?;
     let path = repo.manifest_path(&args.channel);
-    let old = match std::fs::read(&path) {
+    let old = match fs_err::read(&path) {
         Ok(bytes) => Some(Manifest::from_json(&bytes).map_err(|e| {
             ReleaseError::Integrity(format!(
                 "the current manifest {} cannot be read: {e}",
@@ -279,18 +279,18 @@ pub fn publish(args: &PublishArgs) -> Result<Manifest> {
     );
     let sig = sign(&sk, &pk, &bytes, &comment)?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| ReleaseError::io("creating", dir, e))?;
+    fs_err::create_dir_all(dir).map_err(|e| ReleaseError::io("creating", dir, e))?;
     write_atomic(&path.with_extension("json.minisig"), sig.as_bytes())?;
     write_atomic(&path, &bytes)?;
     for (p, _) in &pending {
-        std::fs::remove_file(p).map_err(|e| ReleaseError::io("removing", p, e))?;
+        fs_err::remove_file(p).map_err(|e| ReleaseError::io("removing", p, e))?;
     }
     Ok(m)
 }
 
 fn missing_blob(repo: &Repo, blob: &Blob) -> Option<String> {
     let p = repo.blob_path(&blob.sha256);
-    match std::fs::metadata(&p) {
+    match fs_err::metadata(&p) {
         Ok(meta) if meta.len() == blob.size => None,
         Ok(meta) => Some(format!(
             "{} is {} bytes, expected {}",

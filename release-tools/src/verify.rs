@@ -26,14 +26,14 @@ pub struct Report {
 pub fn verify(root: &Path, channel: &str, pubkey: &Path) -> Result<Report> {
     let repo = Repo::open(root)?;
     let key_text =
-        std::fs::read_to_string(pubkey).map_err(|e| ReleaseError::io("reading", pubkey, e))?;
+        fs_err::read_to_string(pubkey).map_err(|e| ReleaseError::io("reading", pubkey, e))?;
     let keys = TrustedKeys::from_text(&key_text)
         .map_err(|e| ReleaseError::Key(format!("{}: {e}", pubkey.display())))?;
     let path = repo.manifest_path(channel);
-    let bytes = std::fs::read(&path).map_err(|e| ReleaseError::io("reading", &path, e))?;
+    let bytes = fs_err::read(&path).map_err(|e| ReleaseError::io("reading", &path, e))?;
     let sig_path = path.with_extension("json.minisig");
-    let sig = std::fs::read_to_string(&sig_path)
-        .map_err(|e| ReleaseError::io("reading", &sig_path, e))?;
+    let sig =
+        fs_err::read_to_string(&sig_path).map_err(|e| ReleaseError::io("reading", &sig_path, e))?;
     let verified = keys
         .verify(&bytes, &sig)
         .map_err(|e| ReleaseError::Integrity(format!("{}: {e}", path.display())))?;
@@ -107,7 +107,7 @@ pub fn verify(root: &Path, channel: &str, pubkey: &Path) -> Result<Report> {
 /// Whether the zip's entries differ from the files the index says it carries
 /// (names and sizes; see `FileIndex::carriers`).
 fn zip_mismatch(archive: &Path, idx: &FileIndex) -> Option<String> {
-    let file = std::fs::File::open(archive).ok()?;
+    let file = fs_err::File::open(archive).ok()?;
     let mut zip = match zip::ZipArchive::new(file) {
         Ok(z) => z,
         Err(e) => return Some(format!("not a zip: {e}")),

@@ -117,33 +117,33 @@ pub fn noise(seed: u64, len: usize) -> Vec<u8> {
 /// echoes its arguments, a large incompressible library, and nested small files.
 pub fn sample_bundle(dir: &Path, seed: u64, big: usize) {
     let e = dir.join("peft_engine");
-    std::fs::create_dir_all(e.join("_internal/pkg/sub")).expect("mkdir");
+    fs_err::create_dir_all(e.join("_internal/pkg/sub")).expect("mkdir");
     let script = format!("#!/bin/sh\necho \"sample engine {seed}: $*\"\n");
-    std::fs::write(e.join("peft_engine"), script).expect("write entry");
+    fs_err::write(e.join("peft_engine"), script).expect("write entry");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
+        fs_err::set_permissions(
             e.join("peft_engine"),
             std::fs::Permissions::from_mode(0o755),
         )
         .expect("chmod");
     }
-    std::fs::write(e.join("_internal/libbig.so"), noise(seed, big)).expect("write big");
-    std::fs::write(
+    fs_err::write(e.join("_internal/libbig.so"), noise(seed, big)).expect("write big");
+    fs_err::write(
         e.join("_internal/pkg/__init__.py"),
         format!("VERSION = {seed}\n"),
     )
     .expect("write");
-    std::fs::write(
+    fs_err::write(
         e.join("_internal/pkg/sub/data.json"),
         "{\"a\": [1, 2, 3]}\n",
     )
     .expect("write");
-    std::fs::write(e.join("_internal/empty.txt"), "").expect("write");
+    fs_err::write(e.join("_internal/empty.txt"), "").expect("write");
     // PyInstaller links libraries under a second name, and repeats some files.
-    std::fs::create_dir_all(e.join("_internal/nvidia/lib")).expect("mkdir");
-    std::fs::write(
+    fs_err::create_dir_all(e.join("_internal/nvidia/lib")).expect("mkdir");
+    fs_err::write(
         e.join("_internal/nvidia/lib/libalias.so.1"),
         noise(seed + 1000, 64 << 10),
     )
@@ -154,7 +154,7 @@ pub fn sample_bundle(dir: &Path, seed: u64, big: usize) {
         e.join("_internal/libalias.so.1"),
     )
     .expect("symlink");
-    std::fs::write(
+    fs_err::write(
         e.join("_internal/pkg/sub/data-copy.json"),
         "{\"a\": [1, 2, 3]}\n",
     )
@@ -166,7 +166,7 @@ pub fn tree(root: &Path) -> BTreeMap<String, (Vec<u8>, bool)> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+        for e in fs_err::read_dir(&d).expect("read_dir").flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
@@ -179,11 +179,11 @@ pub fn tree(root: &Path) -> BTreeMap<String, (Vec<u8>, bool)> {
                 #[cfg(unix)]
                 let exec = {
                     use std::os::unix::fs::PermissionsExt;
-                    std::fs::metadata(&p).expect("meta").permissions().mode() & 0o111 != 0
+                    fs_err::metadata(&p).expect("meta").permissions().mode() & 0o111 != 0
                 };
                 #[cfg(not(unix))]
                 let exec = false;
-                out.insert(rel, (std::fs::read(&p).expect("read"), exec));
+                out.insert(rel, (fs_err::read(&p).expect("read"), exec));
             }
         }
     }
@@ -295,7 +295,7 @@ impl World {
     /// Whether the cache holds no install and no current pointer.
     pub fn nothing_installed(&self, cache: &str) -> bool {
         let versions = self.path(cache).join("versions");
-        let empty = std::fs::read_dir(&versions)
+        let empty = fs_err::read_dir(&versions)
             .map(|mut d| d.next().is_none())
             .unwrap_or(true);
         empty && !self.path(cache).join("current.json").exists()

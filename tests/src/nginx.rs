@@ -54,7 +54,7 @@ impl Nginx {
             d = dir.path().display(),
             root = root.display()
         );
-        std::fs::write(dir.path().join("nginx.conf"), conf).expect("write conf");
+        fs_err::write(dir.path().join("nginx.conf"), conf).expect("write conf");
         let child = Command::new(bin)
             .args([
                 "-e",
@@ -87,7 +87,7 @@ impl Nginx {
 
     /// The access log's lines.
     pub fn access_log(&self) -> Vec<String> {
-        std::fs::read_to_string(self._dir.path().join("access.log"))
+        fs_err::read_to_string(self._dir.path().join("access.log"))
             .unwrap_or_default()
             .lines()
             .map(String::from)

@@ -95,10 +95,10 @@ pub fn current_bootstrapper() -> PathBuf {
 /// it never writes into the file, so the original stays as it is).
 pub fn place(src: &Path, dest: &Path) {
     if let Some(d) = dest.parent() {
-        std::fs::create_dir_all(d).expect("mkdir");
+        fs_err::create_dir_all(d).expect("mkdir");
     }
-    if std::fs::hard_link(src, dest).is_err() {
-        std::fs::copy(src, dest).expect("copy the binary");
+    if fs_err::hard_link(src, dest).is_err() {
+        fs_err::copy(src, dest).expect("copy the binary");
     }
 }
 
@@ -124,8 +124,8 @@ pub fn closed_port_url() -> String {
 
 /// Flips one byte in the middle of a file.
 pub fn flip_byte(path: &Path) {
-    let mut bytes = std::fs::read(path).expect("read");
+    let mut bytes = fs_err::read(path).expect("read");
     let i = bytes.len() / 2;
     bytes[i] ^= 0x01;
-    std::fs::write(path, bytes).expect("write");
+    fs_err::write(path, bytes).expect("write");
 }

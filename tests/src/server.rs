@@ -178,7 +178,7 @@ fn handle(
         stream
             .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
     } else {
-        let mut body = std::fs::read(file.as_deref().unwrap_or(root))?;
+        let mut body = fs_err::read(file.as_deref().unwrap_or(root))?;
         if path.starts_with("blobs/") {
             body.extend(std::iter::repeat_n(0xAAu8, f.extra_bytes as usize));
         }

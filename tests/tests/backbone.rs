@@ -62,19 +62,19 @@ fn install_over_http_then_answer_from_cache_with_the_server_gone() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let a = std::fs::metadata(dir.join("peft_engine/_internal/libalias.so.1")).expect("alias");
-        let b = std::fs::metadata(dir.join("peft_engine/_internal/nvidia/lib/libalias.so.1"))
+        let a = fs_err::metadata(dir.join("peft_engine/_internal/libalias.so.1")).expect("alias");
+        let b = fs_err::metadata(dir.join("peft_engine/_internal/nvidia/lib/libalias.so.1"))
             .expect("lib");
         assert_eq!(a.ino(), b.ino(), "a hard link, not a second copy");
         assert!(
-            !std::fs::symlink_metadata(dir.join("peft_engine/_internal/libalias.so.1"))
+            !fs_err::symlink_metadata(dir.join("peft_engine/_internal/libalias.so.1"))
                 .expect("meta")
                 .file_type()
                 .is_symlink()
         );
     }
     let m: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(w.path("repo/channels/stable/manifest.json")).expect("manifest"),
+        &fs_err::read(w.path("repo/channels/stable/manifest.json")).expect("manifest"),
     )
     .expect("json");
     let v = &m["releases"][0]["variants"][0];
@@ -82,7 +82,7 @@ fn install_over_http_then_answer_from_cache_with_the_server_gone() {
         "repo/blobs/sha256/{}",
         v["archive"]["sha256"].as_str().expect("sha")
     ));
-    let entries = zip::ZipArchive::new(std::fs::File::open(archive).expect("archive"))
+    let entries = zip::ZipArchive::new(fs_err::File::open(archive).expect("archive"))
         .expect("zip")
         .len() as u64;
     assert_eq!(
@@ -102,13 +102,13 @@ fn install_over_http_then_answer_from_cache_with_the_server_gone() {
     );
     // Downloads were cleaned up; nothing half-done is left behind.
     assert_eq!(
-        std::fs::read_dir(w.path("cache/downloads"))
+        fs_err::read_dir(w.path("cache/downloads"))
             .expect("ls")
             .count(),
         0
     );
     assert_eq!(
-        std::fs::read_dir(w.path("cache/staging"))
+        fs_err::read_dir(w.path("cache/staging"))
             .expect("ls")
             .count(),
         0
@@ -140,7 +140,7 @@ fn install_over_http_then_answer_from_cache_with_the_server_gone() {
         .expect("verify");
     assert!(v.status.success(), "{}", stderr(&v));
     // A damaged file is found by verify (exit 4).
-    std::fs::write(
+    fs_err::write(
         dir.join("peft_engine/_internal/pkg/__init__.py"),
         "tampered\n",
     )
@@ -227,7 +227,7 @@ fn kill_mid_download(w: &World, server: &Server, stall: u64) -> u64 {
         .expect("spawn");
     let start = Instant::now();
     let partial = || {
-        std::fs::read_dir(w.path("cache/downloads"))
+        fs_err::read_dir(w.path("cache/downloads"))
             .ok()
             .and_then(|d| {
                 d.flatten()
@@ -330,7 +330,7 @@ fn one_flipped_byte_in_the_archive_is_refused() {
     w.pack("1.0.0", 8, 2 * MIB);
     w.publish(&[]);
     let m: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(w.path("repo/channels/stable/manifest.json")).expect("read"),
+        &fs_err::read(w.path("repo/channels/stable/manifest.json")).expect("read"),
     )
     .expect("json");
     let sha = m["releases"][0]["variants"][0]["archive"]["sha256"]
@@ -338,15 +338,15 @@ fn one_flipped_byte_in_the_archive_is_refused() {
         .expect("sha")
         .to_string();
     let blob = w.path(&format!("repo/blobs/sha256/{sha}"));
-    let mut bytes = std::fs::read(&blob).expect("read");
+    let mut bytes = fs_err::read(&blob).expect("read");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
-    std::fs::write(&blob, bytes).expect("write");
+    fs_err::write(&blob, bytes).expect("write");
     let server = Server::start(&w.repo());
     let out = w.run("ensure", &server.url(), "cache", &[]);
     assert_refused(&w, &out, "cache", "SHA-256");
     assert_eq!(
-        std::fs::read_dir(w.path("cache/downloads"))
+        fs_err::read_dir(w.path("cache/downloads"))
             .expect("ls")
             .count(),
         0,
@@ -360,8 +360,8 @@ fn one_changed_byte_in_the_manifest_is_refused() {
     w.pack("1.0.0", 9, MIB);
     w.publish(&[]);
     let p = w.path("repo/channels/stable/manifest.json");
-    let text = std::fs::read_to_string(&p).expect("read");
-    std::fs::write(&p, text.replacen("\"priority\": 10", "\"priority\": 90", 1)).expect("write");
+    let text = fs_err::read_to_string(&p).expect("read");
+    fs_err::write(&p, text.replacen("\"priority\": 10", "\"priority\": 90", 1)).expect("write");
     let server = Server::start(&w.repo());
     let out = w.run("ensure", &server.url(), "cache", &[]);
     assert_refused(&w, &out, "cache", "not trusted");
@@ -407,16 +407,16 @@ fn a_replayed_older_manifest_is_refused() {
     let m = w.path("repo/channels/stable/manifest.json");
     let sig = w.path("repo/channels/stable/manifest.json.minisig");
     let (old_m, old_sig) = (
-        std::fs::read(&m).expect("m"),
-        std::fs::read(&sig).expect("sig"),
+        fs_err::read(&m).expect("m"),
+        fs_err::read(&sig).expect("sig"),
     );
     w.publish(&[]);
     let server = Server::start(&w.repo());
     // `detect` accepts serial 2 without installing anything.
     let out = w.run("detect", &server.url(), "cache", &[]);
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
-    std::fs::write(&m, old_m).expect("restore");
-    std::fs::write(&sig, old_sig).expect("restore");
+    fs_err::write(&m, old_m).expect("restore");
+    fs_err::write(&sig, old_sig).expect("restore");
     let out = w.run("ensure", &server.url(), "cache", &[]);
     assert_refused(&w, &out, "cache", "serial 1");
 }
@@ -559,7 +559,7 @@ fn release_verify_catches_a_damaged_blob() {
         "--pubkey",
         &w.s("keys/release.pub"),
     ]);
-    let blobs: Vec<_> = std::fs::read_dir(w.path("repo/blobs/sha256"))
+    let blobs: Vec<_> = fs_err::read_dir(w.path("repo/blobs/sha256"))
         .expect("ls")
         .flatten()
         .collect();
@@ -568,9 +568,9 @@ fn release_verify_catches_a_damaged_blob() {
         .max_by_key(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
         .expect("blob")
         .path();
-    let mut bytes = std::fs::read(&big).expect("read");
+    let mut bytes = fs_err::read(&big).expect("read");
     bytes[100] ^= 0xff;
-    std::fs::write(&big, bytes).expect("write");
+    fs_err::write(&big, bytes).expect("write");
     let out = release_raw(&[
         "verify",
         "--repo",
@@ -715,7 +715,7 @@ fn two_instances_never_write_at_once() {
     assert!(waited, "the second instance says it waits: {eb:?}");
     assert_eq!(ready_dir(&ea), ready_dir(&eb));
     assert_installed_equals(&ready_dir(&ea), &input);
-    let archive = std::fs::read_dir(w.path("repo/blobs/sha256"))
+    let archive = fs_err::read_dir(w.path("repo/blobs/sha256"))
         .expect("ls")
         .flatten()
         .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))

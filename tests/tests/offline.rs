@@ -76,7 +76,7 @@ fn pack_variant(w: &World, version: &str, variant: &str, seed: u64, catalog: Opt
 
 /// The channel manifest of the world's repository, as JSON.
 fn manifest(w: &World) -> Value {
-    let bytes = std::fs::read(w.path("repo/channels/stable/manifest.json")).expect("read manifest");
+    let bytes = fs_err::read(w.path("repo/channels/stable/manifest.json")).expect("read manifest");
     serde_json::from_slice(&bytes).expect("manifest json")
 }
 
@@ -97,7 +97,7 @@ fn archive_path(w: &World, variant: &str) -> String {
 }
 
 fn blob_count(dir: &Path) -> usize {
-    std::fs::read_dir(dir.join("blobs/sha256"))
+    fs_err::read_dir(dir.join("blobs/sha256"))
         .expect("ls blobs")
         .count()
 }
@@ -111,14 +111,14 @@ fn an_offline_folder_installs_with_the_network_closed() {
     // The signed pair is copied byte for byte; only the variant's two blobs come along.
     for f in ["manifest.json", "manifest.json.minisig"] {
         assert_eq!(
-            std::fs::read(stick.join("channels/stable").join(f)).expect("copied"),
-            std::fs::read(w.path("repo/channels/stable").join(f)).expect("original"),
+            fs_err::read(stick.join("channels/stable").join(f)).expect("copied"),
+            fs_err::read(w.path("repo/channels/stable").join(f)).expect("original"),
             "{f} differs"
         );
     }
     assert_eq!(blob_count(&stick), 2);
     assert!(!stick.join(".pending").exists());
-    let readme = std::fs::read_to_string(stick.join("README.txt")).expect("README.txt");
+    let readme = fs_err::read_to_string(stick.join("README.txt")).expect("README.txt");
     assert!(readme.contains("--offline-dir") && readme.contains("linux-x86_64-cpu 1.0.0"));
 
     let out = ensure_offline(&w, &stick, "cache");
@@ -260,7 +260,7 @@ fn a_better_build_missing_from_the_folder_is_named_and_the_one_present_installs(
     let catalog = w.path("variants.json");
     let def = |id: &str, priority: i32| serde_json::json!({"id": id, "os": "linux", "arch": "x86_64", "accelerator": "cpu", "priority": priority, "requires": {}});
     let cat = serde_json::json!({"schema": 1, "variants": [def("linux-x86_64-cpu", 10), def("linux-x86_64-cpu-fast", 20)]});
-    std::fs::write(&catalog, cat.to_string()).expect("catalogue");
+    fs_err::write(&catalog, cat.to_string()).expect("catalogue");
     pack_variant(&w, "1.0.0", "linux-x86_64-cpu", 5, Some(&catalog));
     pack_variant(&w, "1.0.0", "linux-x86_64-cpu-fast", 6, Some(&catalog));
     w.publish(&[]);
@@ -323,8 +323,8 @@ fn an_older_serial_than_already_accepted_is_refused_offline() {
     );
     // A machine that accepted serial 2 (its state, without the install) meets the
     // older folder: a replay, refused.
-    std::fs::create_dir_all(w.path("cache2")).expect("mkdir");
-    std::fs::copy(w.path("cache/state.json"), w.path("cache2/state.json")).expect("state");
+    fs_err::create_dir_all(w.path("cache2")).expect("mkdir");
+    fs_err::copy(w.path("cache/state.json"), w.path("cache2/state.json")).expect("state");
     let out = ensure_offline(&w, &old, "cache2");
     assert_eq!(exit(&out), 4, "{}", stderr(&out));
     let err = event(&events(&out), "error").cloned().expect("error");

@@ -58,7 +58,7 @@ fn app_run(w: &World, app: &Path, cache: &str, args: &[&str]) -> Output {
 
 /// The manifest's bootstrapper entry for this machine.
 fn listed_build(w: &World) -> Value {
-    let bytes = std::fs::read(w.path("repo/channels/stable/manifest.json")).expect("manifest");
+    let bytes = fs_err::read(w.path("repo/channels/stable/manifest.json")).expect("manifest");
     let m: Value = serde_json::from_slice(&bytes).expect("json");
     m["bootstrapper"]
         .as_array()
@@ -77,7 +77,7 @@ fn listed_build(w: &World) -> Value {
 
 /// The names in the app's folder: the binary alone, no backup or staged copy left.
 fn app_folder(app: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(app.parent().expect("folder"))
+    let mut names: Vec<String> = fs_err::read_dir(app.parent().expect("folder"))
         .expect("ls")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -201,11 +201,11 @@ fn a_tampered_new_binary_is_refused_and_the_old_one_still_runs() {
 
     // A signed build that does not answer --version as promised is refused before the swap.
     let fake = w.path("fake-bootstrap");
-    std::fs::write(&fake, "#!/bin/sh\necho peft-bootstrap 0.0.1\n").expect("write");
+    fs_err::write(&fake, "#!/bin/sh\necho peft-bootstrap 0.0.1\n").expect("write");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs_err::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     let flag = format!("{}={}", platform(), fake.display());
     w.publish(&["--bootstrapper", &flag, "--bootstrapper-version", "99.0.0"]);

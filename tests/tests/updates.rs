@@ -20,12 +20,12 @@ fn stderr(out: &Output) -> String {
 fn copy_tree(from: &Path, to: &Path) {
     for (rel, (bytes, exec)) in tree(from) {
         let p = to.join(&rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&p, bytes).expect("write");
+        fs_err::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs_err::write(&p, bytes).expect("write");
         #[cfg(unix)]
         if exec {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            fs_err::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         }
         #[cfg(not(unix))]
         let _ = exec;
@@ -37,21 +37,21 @@ fn next_version(w: &World, from: &str, to: &str, seed: u64) -> std::path::PathBu
     let src = w.path(&format!("input-{from}"));
     let dst = w.path(&format!("input-{to}"));
     copy_tree(&src, &dst);
-    std::fs::write(
+    fs_err::write(
         dst.join("peft_engine/_internal/pkg/__init__.py"),
         format!("VERSION = '{to}'\n"),
     )
     .expect("write");
-    std::fs::write(
+    fs_err::write(
         dst.join(format!("peft_engine/_internal/pkg/new_{seed}.py")),
         "ADDED = True\n",
     )
     .expect("write");
     let lib = dst.join("peft_engine/_internal/libbig.so");
-    let mut bytes = std::fs::read(&lib).expect("read");
+    let mut bytes = fs_err::read(&lib).expect("read");
     let mid = bytes.len() / 2;
     bytes[mid..mid + 65536].copy_from_slice(&noise(seed, 65536));
-    std::fs::write(&lib, bytes).expect("write");
+    fs_err::write(&lib, bytes).expect("write");
     w.pack_dir(to, &dst, &[]);
     dst
 }
@@ -78,7 +78,7 @@ fn assert_tree(dir: &Path, input: &Path) {
 
 fn archive_size(w: &World, version: &str) -> u64 {
     let m: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(w.path("repo/channels/stable/manifest.json")).expect("m"),
+        &fs_err::read(w.path("repo/channels/stable/manifest.json")).expect("m"),
     )
     .expect("json");
     let r = m["releases"]
@@ -154,7 +154,7 @@ fn a_corrupted_delta_falls_back_to_the_full_archive() {
     let input = next_version(&w, "1.0.0", "1.0.1", 4);
     w.publish(&[]);
     let m: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(w.path("repo/channels/stable/manifest.json")).expect("m"),
+        &fs_err::read(w.path("repo/channels/stable/manifest.json")).expect("m"),
     )
     .expect("json");
     let d = &m["releases"][0]["variants"][0]["deltas"][0];
@@ -162,10 +162,10 @@ fn a_corrupted_delta_falls_back_to_the_full_archive() {
         "repo/blobs/sha256/{}",
         d["sha256"].as_str().expect("delta sha")
     ));
-    let mut bytes = std::fs::read(&delta).expect("read");
+    let mut bytes = fs_err::read(&delta).expect("read");
     let last = bytes.len() - 10;
     bytes[last] ^= 0xff;
-    std::fs::write(&delta, bytes).expect("write");
+    fs_err::write(&delta, bytes).expect("write");
     let before = server.blob_bytes();
     let out = w.run("update", &server.url(), "cache", &[]);
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
@@ -267,13 +267,13 @@ fn gc_keeps_the_current_and_previous_installs() {
         assert_eq!(exit(&out), 0, "{}", stderr(&out));
         assert_eq!(exit(&w.run("ensure", &server.url(), "cache", &[])), 0);
     }
-    std::fs::write(w.path("cache/downloads/leftover"), b"x").expect("leftover");
+    fs_err::write(w.path("cache/downloads/leftover"), b"x").expect("leftover");
     let out = bootstrap()
         .args(["gc", "--json", "--cache-dir", &w.s("cache")])
         .output()
         .expect("gc");
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
-    let mut left: Vec<String> = std::fs::read_dir(w.path("cache/versions"))
+    let mut left: Vec<String> = fs_err::read_dir(w.path("cache/versions"))
         .expect("ls")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -342,7 +342,7 @@ fn too_little_disk_is_exit_6_and_the_installed_backend_stays() {
     w.publish(&[]);
     let server = Server::start(&w.repo());
     let cache = w.path("small");
-    std::fs::create_dir_all(&cache).expect("mkdir");
+    fs_err::create_dir_all(&cache).expect("mkdir");
     let mounted = std::process::Command::new("mount")
         .args([
             "-t",
@@ -412,14 +412,14 @@ fn nix_root() -> bool {
 /// The kinds of the entries of the newest release's first delta.
 fn delta_kinds(w: &World) -> Vec<String> {
     let m: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(w.path("repo/channels/stable/manifest.json")).expect("m"),
+        &fs_err::read(w.path("repo/channels/stable/manifest.json")).expect("m"),
     )
     .expect("json");
     let sha = m["releases"][0]["variants"][0]["deltas"][0]["sha256"]
         .as_str()
         .expect("a delta")
         .to_string();
-    let bytes = std::fs::read(w.path(&format!("repo/blobs/sha256/{sha}"))).expect("delta");
+    let bytes = fs_err::read(w.path(&format!("repo/blobs/sha256/{sha}"))).expect("delta");
     assert_eq!(&bytes[..8], b"PEFTDLT1");
     let len = u64::from_le_bytes(bytes[8..16].try_into().expect("len")) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[16..16 + len]).expect("header");
@@ -435,7 +435,7 @@ fn delta_kinds(w: &World) -> Vec<String> {
 fn a_recompiled_library_travels_as_a_bsdiff_patch_and_applies_exactly() {
     let w = World::new();
     let input = w.pack("1.0.0", 14, MIB);
-    std::fs::write(
+    fs_err::write(
         input.join("peft_engine/_internal/libscatter.so"),
         noise(99, 2 * MIB),
     )
@@ -443,7 +443,7 @@ fn a_recompiled_library_travels_as_a_bsdiff_patch_and_applies_exactly() {
     let repack = w.path("input-1.0.0b");
     copy_tree(&input, &repack);
     // Repack 1.0.0 with the extra library (the first pack had none).
-    std::fs::remove_dir_all(w.path("repo")).expect("reset repo");
+    fs_err::remove_dir_all(w.path("repo")).expect("reset repo");
     w.pack_dir("1.0.0", &repack, &[]);
     w.publish(&[]);
     let server = Server::start(&w.repo());
@@ -452,11 +452,11 @@ fn a_recompiled_library_travels_as_a_bsdiff_patch_and_applies_exactly() {
     let next = w.path("input-1.0.1");
     copy_tree(&repack, &next);
     let lib = next.join("peft_engine/_internal/libscatter.so");
-    let mut bytes = std::fs::read(&lib).expect("read");
+    let mut bytes = fs_err::read(&lib).expect("read");
     for i in (0..bytes.len()).step_by(4096) {
         bytes[i] = bytes[i].wrapping_add(1);
     }
-    std::fs::write(&lib, bytes).expect("write");
+    fs_err::write(&lib, bytes).expect("write");
     w.pack_dir("1.0.1", &next, &[]);
     w.publish(&[]);
     assert_eq!(

@@ -47,13 +47,13 @@ pub fn collect(
         let trash = cache
             .staging()
             .join(format!("{dir}.gc.{}", std::process::id()));
-        std::fs::rename(&from, &trash).map_err(|e| Error::storage("moving", &from, e))?;
+        fs_err::rename(&from, &trash).map_err(|e| Error::storage("moving", &from, e))?;
         freed += dir_size(&trash);
-        std::fs::remove_dir_all(&trash).map_err(|e| Error::storage("removing", &trash, e))?;
+        fs_err::remove_dir_all(&trash).map_err(|e| Error::storage("removing", &trash, e))?;
         removed.push(dir.clone());
     }
     sync_dir(&cache.versions());
-    if let Ok(rd) = std::fs::read_dir(cache.downloads()) {
+    if let Ok(rd) = fs_err::read_dir(cache.downloads()) {
         for e in rd.flatten() {
             let partial = e.file_name().to_string_lossy().ends_with(".partial");
             let age = e
@@ -64,7 +64,7 @@ pub fn collect(
                 .unwrap_or_default();
             if !partial || age > STALE {
                 freed += e.metadata().map(|m| m.len()).unwrap_or(0);
-                if std::fs::remove_file(e.path()).is_ok() {
+                if fs_err::remove_file(e.path()).is_ok() {
                     removed.push(format!("downloads/{}", e.file_name().to_string_lossy()));
                 }
             }

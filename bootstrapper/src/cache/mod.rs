@@ -21,8 +21,8 @@ mod gc;
 pub use bad::BadVariants;
 pub use gc::collect;
 
+use fs_err::{File, OpenOptions};
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -107,7 +107,7 @@ impl Cache {
     pub fn open(root: &Path) -> Result<Cache> {
         for sub in ["versions", "downloads", "staging"] {
             let p = root.join(sub);
-            std::fs::create_dir_all(&p).map_err(|e| Error::storage("creating", &p, e))?;
+            fs_err::create_dir_all(&p).map_err(|e| Error::storage("creating", &p, e))?;
         }
         Ok(Cache {
             root: root.to_path_buf(),
@@ -202,7 +202,7 @@ impl Cache {
     /// Forgets the staged install.
     pub fn clear_pending(&self, _lock: &CacheLock) -> Result<()> {
         let p = self.root.join("pending.json");
-        match std::fs::remove_file(&p) {
+        match fs_err::remove_file(&p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::storage("removing", &p, e)),
@@ -230,7 +230,7 @@ impl Cache {
     /// Every complete install, by directory name.
     pub fn installs(&self) -> Result<Vec<(String, InstallRecord)>> {
         let dir = self.versions();
-        let rd = std::fs::read_dir(&dir).map_err(|e| Error::storage("listing", &dir, e))?;
+        let rd = fs_err::read_dir(&dir).map_err(|e| Error::storage("listing", &dir, e))?;
         let mut out = Vec::new();
         for entry in rd.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -244,9 +244,9 @@ impl Cache {
 
     /// Removes staging folders left by interrupted runs (the caller holds the lock).
     pub fn clean_staging(&self) {
-        if let Ok(rd) = std::fs::read_dir(self.staging()) {
+        if let Ok(rd) = fs_err::read_dir(self.staging()) {
             for e in rd.flatten() {
-                let _ = std::fs::remove_dir_all(e.path());
+                let _ = fs_err::remove_dir_all(e.path());
             }
         }
     }
@@ -266,7 +266,7 @@ fn read_owner(path: &Path) -> Option<String> {
 
 /// Total bytes of the files under `p`.
 pub fn dir_size(p: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else {
+    let Ok(rd) = fs_err::read_dir(p) else {
         return 0;
     };
     rd.flatten()
@@ -280,7 +280,7 @@ pub fn dir_size(p: &Path) -> u64 {
 
 /// Reads JSON from `path`; `None` when the file does not exist.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    match std::fs::read(path) {
+    match fs_err::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
             Error::storage(
                 "parsing",
@@ -307,11 +307,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        fs_err::rename(&tmp, path)?;
         Ok(())
     };
     if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
         return Err(Error::storage("writing", path, e));
     }
     if let Some(parent) = path.parent() {
@@ -348,8 +348,8 @@ mod tests {
         };
         c.set_current(&cur, &lock).expect("write");
         assert_eq!(c.current().expect("read"), None, "no install dir yet");
-        std::fs::create_dir_all(c.versions().join("1.0.0-v")).expect("mkdir");
-        std::fs::write(c.versions().join("1.0.0-v").join(INSTALL_RECORD), "{}").expect("write");
+        fs_err::create_dir_all(c.versions().join("1.0.0-v")).expect("mkdir");
+        fs_err::write(c.versions().join("1.0.0-v").join(INSTALL_RECORD), "{}").expect("write");
         assert_eq!(c.current().expect("read"), Some(cur));
     }
 
@@ -386,6 +386,6 @@ mod tests {
         );
         write_json_atomic(&p, &s).expect("write");
         assert_eq!(read_json::<State>(&p).expect("read"), Some(s));
-        assert_eq!(std::fs::read_dir(t.path()).expect("ls").count(), 1);
+        assert_eq!(fs_err::read_dir(t.path()).expect("ls").count(), 1);
     }
 }

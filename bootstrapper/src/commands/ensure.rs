@@ -62,16 +62,7 @@ async fn provide(ctx: &Session<'_>) -> Result<std::result::Result<PathBuf, Next>
     };
     let fetcher = ctx.fetcher()?;
     let roots = ctx.roots(&root, &m);
-    let on_failure = OnProbeFailure {
-        keep_forced: true,
-        warning: |sel, why| {
-            format!(
-                "{} {} failed its probe on this machine and is set aside until the driver or the GPUs change: {why}; trying the next variant",
-                sel.variant.id, sel.release.version
-            )
-        },
-    };
-    let provided = provision(ctx, &m, &hw, &lock, on_failure, async |sel| {
+    let provided = provision(ctx, &m, &hw, &lock, OnProbeFailure::Ensure, async |sel| {
         let target = Target {
             release: sel.release,
             variant: sel.variant,

@@ -358,6 +358,16 @@ impl<'a> Session<'a> {
         roots
     }
 
+    /// The current install, or a usage error saying `message` and to run `ensure`.
+    pub(crate) fn current_or(&self, message: &str) -> Result<Current> {
+        self.cache()?.current()?.ok_or_else(|| {
+            Error::usage(
+                message,
+                Some("run `peft-bootstrap ensure` first".to_string()),
+            )
+        })
+    }
+
     pub(crate) fn lock(&self) -> Result<CacheLock> {
         let reporter = self.reporter;
         self.cache()?.lock(self.s.lock_timeout, &|owner| {

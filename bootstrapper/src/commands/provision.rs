@@ -42,13 +42,14 @@ pub(crate) enum Provided<'m, T> {
     Stopped(T),
 }
 
-/// How a failed probe is treated.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct OnProbeFailure {
-    /// A variant forced with `--variant` is used anyway, with a warning.
-    pub keep_forced: bool,
-    /// The warning for a candidate set aside: from the selection and the reason.
-    pub warning: fn(&Selection<'_>, &str) -> String,
+/// How a failed probe is treated, by the command that provisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnProbeFailure {
+    /// `ensure`: a variant forced with `--variant` is used anyway, with a warning;
+    /// any other is set aside until the driver or the GPUs change.
+    Ensure,
+    /// `update`: the candidate is set aside.
+    Update,
 }
 
 /// Choose → install (the command's `step`) → probe → fall back to the next
@@ -79,16 +80,21 @@ pub(crate) async fn provision<'m, T>(
             && sel.variant.probe
             && let Err(why) = probe_install(cache, lock, &mut bad, hw, &sel, &dir, &rec)?
         {
-            if on_failure.keep_forced && matches!(s.choice, Choice::Forced(_)) {
+            let (id, version) = (&sel.variant.id, &sel.release.version);
+            let failed = format!("{id} {version} failed its probe on this machine");
+            let forced = matches!(s.choice, Choice::Forced(_));
+            if on_failure == OnProbeFailure::Ensure && forced {
                 reporter.warn(format!(
-                    "{} {} failed its probe on this machine ({why}); using it anyway because it was asked for",
-                    sel.variant.id, sel.release.version
+                    "{failed} ({why}); using it anyway because it was asked for"
                 ));
             } else {
                 if fresh {
                     discard(cache, &dir);
                 }
-                reporter.warn((on_failure.warning)(&sel, &why));
+                reporter.warn(match on_failure {
+                    OnProbeFailure::Ensure => format!("{failed} and is set aside until the driver or the GPUs change: {why}; trying the next variant"),
+                    OnProbeFailure::Update => format!("{failed} ({why}); trying the next variant"),
+                });
                 continue;
             }
         }
@@ -137,6 +143,6 @@ fn probe_install(
 /// never leaves something that looks complete.
 fn discard(cache: &Cache, dir: &str) {
     let d = cache.versions().join(dir);
-    let _ = std::fs::remove_file(d.join(INSTALL_RECORD));
-    let _ = std::fs::remove_dir_all(&d);
+    let _ = fs_err::remove_file(d.join(INSTALL_RECORD));
+    let _ = fs_err::remove_dir_all(&d);
 }

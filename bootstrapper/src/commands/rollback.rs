@@ -10,12 +10,7 @@ use crate::report::{Event, Source};
 pub fn run(ctx: &Session<'_>, reason: Option<&str>) -> Result<()> {
     let (cache, reporter) = (ctx.cache()?, ctx.reporter);
     let lock = ctx.lock()?;
-    let cur = cache.current()?.ok_or_else(|| {
-        Error::usage(
-            "no backend is installed, so there is nothing to roll back",
-            Some("run `peft-bootstrap ensure` first".to_string()),
-        )
-    })?;
+    let cur = ctx.current_or("no backend is installed, so there is nothing to roll back")?;
     let prev = cur
         .previous
         .clone()

@@ -83,7 +83,7 @@ impl Settings {
             Some(k) => {
                 let k = k.trim();
                 let text = if std::path::Path::new(k).is_file() {
-                    std::fs::read_to_string(k)
+                    fs_err::read_to_string(k)
                         .map_err(|e| Error::storage("reading", std::path::Path::new(k), e))?
                 } else {
                     k.to_string()

@@ -28,17 +28,8 @@ pub async fn run(ctx: &Session<'_>, check: bool) -> Result<Next> {
     };
     let roots = ctx.roots(&root, &m);
     let hw = detect_here(s);
-    let on_failure = OnProbeFailure {
-        keep_forced: false,
-        warning: |sel, why| {
-            format!(
-                "{} {} failed its probe on this machine ({why}); trying the next variant",
-                sel.variant.id, sel.release.version
-            )
-        },
-    };
     let (mut bytes, mut from) = (0, None);
-    let provided = provision(ctx, &m, &hw, &lock, on_failure, async |sel| {
+    let provided = provision(ctx, &m, &hw, &lock, OnProbeFailure::Update, async |sel| {
         let target = Target {
             release: sel.release,
             variant: sel.variant,

@@ -10,12 +10,7 @@ use crate::source::hash_file;
 /// `verify`: re-hash the current install against its index.
 pub fn run(ctx: &Session<'_>) -> Result<()> {
     let cache = ctx.cache()?;
-    let cur = cache.current()?.ok_or_else(|| {
-        Error::usage(
-            "no backend is installed",
-            Some("run `peft-bootstrap ensure` first".to_string()),
-        )
-    })?;
+    let cur = ctx.current_or("no backend is installed")?;
     let rec = cache
         .record(&cur.dir)?
         .ok_or_else(|| Error::integrity(format!("{} has no install record", cur.dir)))?;

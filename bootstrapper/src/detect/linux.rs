@@ -11,14 +11,12 @@ pub const NVIDIA: &str = "0x10de";
 pub const AMD: &str = "0x1002";
 
 fn read_trim(p: &Path) -> Option<String> {
-    std::fs::read_to_string(p)
-        .ok()
-        .map(|s| s.trim().to_string())
+    fs_err::read_to_string(p).ok().map(|s| s.trim().to_string())
 }
 
 /// Display-class devices (class `0x03....`: VGA, 3D, display controllers).
 pub fn pci_display_devices(sysfs: &Path) -> Vec<PciDevice> {
-    let Ok(rd) = std::fs::read_dir(sysfs.join("bus/pci/devices")) else {
+    let Ok(rd) = fs_err::read_dir(sysfs.join("bus/pci/devices")) else {
         return Vec::new();
     };
     let mut out: Vec<PciDevice> = rd
@@ -33,7 +31,7 @@ pub fn pci_display_devices(sysfs: &Path) -> Vec<PciDevice> {
                 slot: e.file_name().to_string_lossy().into_owned(),
                 vendor: read_trim(&dir.join("vendor"))?.to_ascii_lowercase(),
                 device: read_trim(&dir.join("device")).unwrap_or_default(),
-                driver: std::fs::read_link(dir.join("driver"))
+                driver: fs_err::read_link(dir.join("driver"))
                     .ok()
                     .and_then(|l| l.file_name().map(|n| n.to_string_lossy().into_owned())),
             })
@@ -64,7 +62,7 @@ pub fn amd(sysfs: &Path, rocm_path: &Path, pci: &[PciDevice]) -> Option<Amd> {
     let kfd_dir = sysfs.join("class/kfd");
     let kfd = kfd_dir.exists();
     let mut gpus = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(kfd_dir.join("kfd/topology/nodes")) {
+    if let Ok(rd) = fs_err::read_dir(kfd_dir.join("kfd/topology/nodes")) {
         let mut nodes: Vec<(u32, std::path::PathBuf)> = rd
             .flatten()
             .filter_map(|e| {
@@ -74,7 +72,7 @@ pub fn amd(sysfs: &Path, rocm_path: &Path, pci: &[PciDevice]) -> Option<Amd> {
             .collect();
         nodes.sort();
         for (node, dir) in nodes {
-            let Ok(props) = std::fs::read_to_string(dir.join("properties")) else {
+            let Ok(props) = fs_err::read_to_string(dir.join("properties")) else {
                 continue;
             };
             let target = kfd_property(&props, "gfx_target_version").unwrap_or(0);
@@ -84,10 +82,10 @@ pub fn amd(sysfs: &Path, rocm_path: &Path, pci: &[PciDevice]) -> Option<Amd> {
             if simds == 0 || vendor != 0x1002 {
                 continue;
             }
-            let memory: u64 = std::fs::read_dir(dir.join("mem_banks"))
+            let memory: u64 = fs_err::read_dir(dir.join("mem_banks"))
                 .map(|rd| {
                     rd.flatten()
-                        .filter_map(|b| std::fs::read_to_string(b.path().join("properties")).ok())
+                        .filter_map(|b| fs_err::read_to_string(b.path().join("properties")).ok())
                         .filter_map(|t| kfd_property(&t, "size_in_bytes"))
                         .sum()
                 })
@@ -132,11 +130,11 @@ pub fn os_release_name(text: &str) -> Option<String> {
 
 /// RAM, kernel version and distribution name.
 pub fn system(procfs: &Path) -> (Option<u64>, Option<Dotted>, Option<String>) {
-    let ram = std::fs::read_to_string(procfs.join("meminfo"))
+    let ram = fs_err::read_to_string(procfs.join("meminfo"))
         .ok()
         .and_then(|t| meminfo_total(&t));
     let kernel = read_trim(&procfs.join("sys/kernel/osrelease")).and_then(|v| numeric_prefix(&v));
-    let name = std::fs::read_to_string("/etc/os-release")
+    let name = fs_err::read_to_string("/etc/os-release")
         .ok()
         .and_then(|t| os_release_name(&t));
     (ram, kernel, name)

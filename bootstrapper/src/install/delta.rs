@@ -4,8 +4,8 @@
 //! file capped at and checked against the target's signed index; the tree is then
 //! committed like a full install. The caller holds the cache lock.
 
+use fs_err::File;
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -45,9 +45,9 @@ pub async fn apply_delta(
     let base_dir = cache.versions().join(base.0);
     let result = write_from_delta(&path, &base_dir, &base.1.index, &index, &staging, reporter)
         .and_then(|()| commit(cache, &staging, &name, &target.record(index)));
-    let _ = std::fs::remove_file(&path);
+    let _ = fs_err::remove_file(&path);
     if result.is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
+        let _ = fs_err::remove_dir_all(&staging);
     }
     result
 }
@@ -96,15 +96,15 @@ fn write_from_delta(
         if let Some(parent) = dest.parent()
             && dirs.insert(parent.to_path_buf())
         {
-            std::fs::create_dir_all(parent).map_err(|e| Error::storage("creating", parent, e))?;
+            fs_err::create_dir_all(parent).map_err(|e| Error::storage("creating", parent, e))?;
         }
         let mut hasher = Sha256Hasher::new();
         let written = match act {
             Action::Reuse(b) => {
                 let src = executable(base_dir, &b.path);
                 // A link shares the base's immutable file; a different mode needs a copy.
-                if b.mode != t.mode || std::fs::hard_link(&src, &dest).is_err() {
-                    std::fs::copy(&src, &dest).map_err(|e| Error::storage("copying", &src, e))?;
+                if b.mode != t.mode || fs_err::hard_link(&src, &dest).is_err() {
+                    fs_err::copy(&src, &dest).map_err(|e| Error::storage("copying", &src, e))?;
                     set_mode(&dest, t.mode)?;
                 }
                 let file = File::open(&dest).map_err(|e| Error::storage("reading", &dest, e))?;
@@ -119,7 +119,7 @@ fn write_from_delta(
                 let reference = match &e.base {
                     Some(b) => {
                         let p = executable(base_dir, b);
-                        std::fs::read(&p).map_err(|err| Error::storage("reading", &p, err))?
+                        fs_err::read(&p).map_err(|err| Error::storage("reading", &p, err))?
                     }
                     None => Vec::new(),
                 };
@@ -224,7 +224,7 @@ fn copy_hashed(
 fn set_mode(p: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let m = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m))
+    fs_err::set_permissions(p, std::fs::Permissions::from_mode(m))
         .map_err(|e| Error::storage("setting the mode of", p, e))
 }
 

@@ -7,8 +7,8 @@
 //! written under the staging folder (created fresh, with `create_new`), hashed as it
 //! is written, compared to the index, given its mode and fsynced.
 
+use fs_err::{File, OpenOptions};
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
@@ -121,7 +121,7 @@ pub fn extract(
         if let Some(parent) = path.parent()
             && dirs.insert(parent.to_path_buf())
         {
-            std::fs::create_dir_all(parent).map_err(|e| Error::storage("creating", parent, e))?;
+            fs_err::create_dir_all(parent).map_err(|e| Error::storage("creating", parent, e))?;
         }
         let out = OpenOptions::new()
             .write(true)
@@ -183,10 +183,10 @@ pub fn extract(
         if let Some(parent) = path.parent()
             && dirs.insert(parent.to_path_buf())
         {
-            std::fs::create_dir_all(parent).map_err(|e| Error::storage("creating", parent, e))?;
+            fs_err::create_dir_all(parent).map_err(|e| Error::storage("creating", parent, e))?;
         }
-        if c.mode != f.mode || std::fs::hard_link(&src, &path).is_err() {
-            std::fs::copy(&src, &path).map_err(|e| Error::storage("copying", &src, e))?;
+        if c.mode != f.mode || fs_err::hard_link(&src, &path).is_err() {
+            fs_err::copy(&src, &path).map_err(|e| Error::storage("copying", &src, e))?;
             let out = File::open(&path).map_err(|e| Error::storage("opening", &path, e))?;
             set_mode(&out, f.mode).map_err(|e| Error::storage("setting the mode of", &path, e))?;
             out.sync_all()
@@ -290,12 +290,12 @@ mod tests {
         let t = tempfile::tempdir().expect("tempdir");
         let (archive, index) = bundle(t.path(), items);
         let staging = t.path().join("staging").join("x");
-        std::fs::create_dir_all(&staging).expect("mkdir");
+        fs_err::create_dir_all(&staging).expect("mkdir");
         let err = extract(&archive, &index, &staging, &Quiet).expect_err("must be refused");
         let mut seen = Vec::new();
         let mut stack = vec![t.path().to_path_buf()];
         while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).expect("ls").flatten() {
+            for e in fs_err::read_dir(&d).expect("ls").flatten() {
                 let rel = e
                     .path()
                     .strip_prefix(t.path())
@@ -366,7 +366,7 @@ mod tests {
             &[Item::File("a/aaaa", b"one"), Item::File("a/bbbb", b"two")],
         );
         // Rename the second entry to the first's name in both headers; the zip writer would refuse to.
-        let bytes = std::fs::read(&archive).expect("read");
+        let bytes = fs_err::read(&archive).expect("read");
         let patched: Vec<u8> = {
             let mut out = bytes.clone();
             let needle = b"a/bbbb";
@@ -380,7 +380,7 @@ mod tests {
             out
         };
         assert_ne!(bytes, patched);
-        std::fs::write(&archive, patched).expect("write");
+        fs_err::write(&archive, patched).expect("write");
         index.files.retain(|f| f.path == "a/aaaa");
         index.files.push(FileEntry {
             path: "a/aaaa".into(),
@@ -389,11 +389,11 @@ mod tests {
             sha256: Sha256::of(b"two"),
         });
         let staging = t.path().join("staging").join("x");
-        std::fs::create_dir_all(&staging).expect("mkdir");
+        fs_err::create_dir_all(&staging).expect("mkdir");
         let err = extract(&archive, &index, &staging, &Quiet).expect_err("duplicates are refused");
         assert_eq!(err.exit_code(), 4, "{err}");
         assert_eq!(
-            std::fs::read_dir(&staging).expect("ls").count(),
+            fs_err::read_dir(&staging).expect("ls").count(),
             0,
             "nothing written"
         );
@@ -407,7 +407,7 @@ mod tests {
             &[Item::File("a", b"1234"), Item::File("b", b"5678")],
         );
         let staging = t.path().join("s");
-        std::fs::create_dir_all(&staging).expect("mkdir");
+        fs_err::create_dir_all(&staging).expect("mkdir");
         index.files[1].size = 5;
         let err = extract(&archive, &index, &staging, &Quiet).expect_err("size differs");
         assert!(err.to_string().contains("the index says 5"), "{err}");
@@ -433,13 +433,13 @@ mod tests {
         );
         index.files[0].mode = 0o755;
         let staging = t.path().join("s");
-        std::fs::create_dir_all(&staging).expect("mkdir");
+        fs_err::create_dir_all(&staging).expect("mkdir");
         extract(&archive, &index, &staging, &Quiet).expect("extracts");
-        assert_eq!(std::fs::read(staging.join("d/x.py")).expect("read"), b"x");
+        assert_eq!(fs_err::read(staging.join("d/x.py")).expect("read"), b"x");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(staging.join("d/run"))
+            let mode = fs_err::metadata(staging.join("d/run"))
                 .expect("meta")
                 .permissions()
                 .mode();

@@ -92,14 +92,14 @@ pub async fn install(
     let result = extract(&archive, &index, &staging, reporter)
         .and_then(|()| commit(cache, &staging, &name, &target.record(index)));
     if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&staging);
+        let _ = fs_err::remove_dir_all(&staging);
         if matches!(e, Error::Integrity { .. }) {
-            let _ = std::fs::remove_file(&archive);
+            let _ = fs_err::remove_file(&archive);
         }
         return Err(e);
     }
     // The archive served its purpose; installs are what the cache keeps.
-    let _ = std::fs::remove_file(&archive);
+    let _ = fs_err::remove_file(&archive);
     Ok((name, true))
 }
 
@@ -108,8 +108,8 @@ pub fn new_staging(cache: &Cache, name: &str) -> Result<PathBuf> {
     let staging = cache
         .staging()
         .join(format!("{name}.{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| Error::storage("creating", &staging, e))?;
+    let _ = fs_err::remove_dir_all(&staging);
+    fs_err::create_dir_all(&staging).map_err(|e| Error::storage("creating", &staging, e))?;
     Ok(staging)
 }
 
@@ -118,7 +118,7 @@ pub fn new_staging(cache: &Cache, name: &str) -> Result<PathBuf> {
 pub fn commit(cache: &Cache, staging: &Path, name: &str, record: &InstallRecord) -> Result<()> {
     write_json_atomic(&staging.join(INSTALL_RECORD), record)?;
     let dest = cache.versions().join(name);
-    std::fs::rename(staging, &dest)
+    fs_err::rename(staging, &dest)
         .map_err(|e| Error::storage("moving the install into", &dest, e))?;
     sync_dir(&cache.versions());
     Ok(())

@@ -78,8 +78,8 @@ mod tests {
     fn script(dir: &Path, body: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let p = dir.join("entry");
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs_err::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write");
+        fs_err::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         p
     }
 

@@ -41,7 +41,7 @@ fn blob(b: &BootstrapperBuild) -> Blob {
 fn own_exe() -> Result<PathBuf> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::Internal(format!("cannot tell where this executable is: {e}")))?;
-    Ok(std::fs::canonicalize(&exe).unwrap_or(exe))
+    Ok(fs_err::canonicalize(&exe).unwrap_or(exe))
 }
 
 /// Runs `exe --version` and returns the version it names.
@@ -103,7 +103,7 @@ pub async fn apply(
         .download(roots, &blob(build), &cache.downloads(), reporter)
         .await?;
     let result = swap_in(&downloaded, &exe, &build.version);
-    let _ = std::fs::remove_file(&downloaded);
+    let _ = fs_err::remove_file(&downloaded);
     result.map(|()| exe)
 }
 
@@ -128,9 +128,9 @@ pub fn backup_path(exe: &Path) -> PathBuf {
 fn swap_in(verified: &Path, exe: &Path, want: &Version) -> Result<()> {
     let staged = beside(exe, &format!("new-{}", std::process::id()));
     let old = backup_path(exe);
-    std::fs::copy(verified, &staged).map_err(|e| Error::storage("writing", &staged, e))?;
+    fs_err::copy(verified, &staged).map_err(|e| Error::storage("writing", &staged, e))?;
     let cleanup = |e: Error| {
-        let _ = std::fs::remove_file(&staged);
+        let _ = fs_err::remove_file(&staged);
         e
     };
     make_executable(&staged).map_err(cleanup)?;
@@ -147,7 +147,7 @@ fn swap_in(verified: &Path, exe: &Path, want: &Version) -> Result<()> {
     if old.exists() {
         // A backup left by an interrupted earlier run: the running binary is the
         // one that answered, so the backup is not needed.
-        std::fs::remove_file(&old).map_err(|e| cleanup(Error::storage("removing", &old, e)))?;
+        fs_err::remove_file(&old).map_err(|e| cleanup(Error::storage("removing", &old, e)))?;
     }
     ::self_update::Move::from_source(&staged)
         .replace_using_temp(&old)
@@ -166,7 +166,7 @@ fn swap_in(verified: &Path, exe: &Path, want: &Version) -> Result<()> {
         Ok(v) if &v == want => {
             // Proven: the backup can go. A running Windows binary cannot be deleted;
             // the next self-update removes it.
-            let _ = std::fs::remove_file(&old);
+            let _ = fs_err::remove_file(&old);
             Ok(())
         }
         other => {
@@ -174,7 +174,7 @@ fn swap_in(verified: &Path, exe: &Path, want: &Version) -> Result<()> {
                 Ok(v) => format!("it reports version {v} once installed"),
                 Err(e) => e,
             };
-            std::fs::rename(&old, exe).map_err(|e| Error::storage("restoring", exe, e))?;
+            fs_err::rename(&old, exe).map_err(|e| Error::storage("restoring", exe, e))?;
             Err(refused(format!("{why}; the previous binary was restored")))
         }
     }
@@ -190,7 +190,7 @@ fn refused(why: String) -> Error {
 #[cfg(unix)]
 fn make_executable(p: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+    fs_err::set_permissions(p, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| Error::storage("writing", p, e))
 }
 
@@ -200,7 +200,7 @@ fn make_executable(_: &Path) -> Result<()> {
 }
 
 fn sync_file(p: &Path) -> Result<()> {
-    std::fs::File::open(p)
+    fs_err::File::open(p)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::storage("writing", p, e))
 }

@@ -10,7 +10,7 @@
 //! cuts every response still delivers the whole blob. Other 4xx and wrong bytes move
 //! on to the next root (the manifest's `mirrors`).
 
-use std::fs::{File, OpenOptions};
+use fs_err::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -164,7 +164,7 @@ impl Fetcher {
                 reporter.progress(Phase::Verify, blob.size, blob.size);
                 return Ok(done);
             }
-            let _ = std::fs::remove_file(&done);
+            let _ = fs_err::remove_file(&done);
         }
         let partial = downloads.join(format!("{hex}.partial"));
         let mut network = Vec::new();
@@ -177,7 +177,7 @@ impl Fetcher {
             };
             match result {
                 Ok(()) => {
-                    std::fs::rename(&partial, &done)
+                    fs_err::rename(&partial, &done)
                         .map_err(|e| Error::storage("renaming", &partial, e))?;
                     crate::cache::sync_dir(downloads);
                     return Ok(done);
@@ -286,7 +286,7 @@ impl Fetcher {
                     Ok(Some(bytes)) => {
                         if have + bytes.len() as u64 > blob.size {
                             drop(out);
-                            let _ = std::fs::remove_file(partial);
+                            let _ = fs_err::remove_file(partial);
                             return Err(Failure::Integrity(format!(
                                 "the server sent more than the signed size of {} bytes",
                                 blob.size
@@ -323,7 +323,7 @@ impl Fetcher {
         drop(out);
         let got = hasher.finish();
         if got != blob.sha256 {
-            let _ = std::fs::remove_file(partial);
+            let _ = fs_err::remove_file(partial);
             return Err(Failure::Integrity(format!(
                 "SHA-256 is {got}, the manifest says {}",
                 blob.sha256
@@ -435,7 +435,7 @@ fn copy_local(
     out.get_ref().sync_all().map_err(storage)?;
     let got = h.finish();
     if n != blob.size || got != blob.sha256 {
-        let _ = std::fs::remove_file(partial);
+        let _ = fs_err::remove_file(partial);
         return Err(Failure::Integrity(format!(
             "SHA-256 is {got}, the manifest says {}",
             blob.sha256

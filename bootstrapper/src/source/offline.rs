@@ -61,7 +61,7 @@ pub fn is_repository(dir: &Path) -> bool {
 /// The offline folder beside the running executable, if there is one.
 pub fn discover() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
-    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    let exe = fs_err::canonicalize(&exe).unwrap_or(exe);
     let found = candidates(&exe).into_iter().find(|d| is_repository(d));
     if let Some(d) = &found {
         tracing::info!(
@@ -95,7 +95,7 @@ impl Shelf {
     /// Lists `dir/blobs/sha256/`. Sizes only: every byte is hashed when copied.
     pub fn scan(dir: &Path) -> Shelf {
         let mut present = HashMap::new();
-        if let Ok(rd) = std::fs::read_dir(dir.join("blobs").join("sha256")) {
+        if let Ok(rd) = fs_err::read_dir(dir.join("blobs").join("sha256")) {
             for e in rd.flatten() {
                 if let (Some(name), Ok(meta)) = (e.file_name().to_str(), e.metadata())
                     && meta.is_file()

@@ -262,7 +262,7 @@ fn procfs(procfs: &Path, sysfs: &Path) -> Result<Nvidia, String> {
     let driver = sources
         .iter()
         .find_map(|p| {
-            std::fs::read_to_string(p)
+            fs_err::read_to_string(p)
                 .ok()
                 .and_then(|t| parse_driver_version(&t))
         })
@@ -273,7 +273,7 @@ fn procfs(procfs: &Path, sysfs: &Path) -> Result<Nvidia, String> {
                 sources[1].display()
             )
         })?;
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(procfs.join("driver/nvidia/gpus"))
+    let mut dirs: Vec<PathBuf> = fs_err::read_dir(procfs.join("driver/nvidia/gpus"))
         .map(|rd| rd.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     dirs.sort();
@@ -281,7 +281,7 @@ fn procfs(procfs: &Path, sysfs: &Path) -> Result<Nvidia, String> {
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let (name, uuid) = std::fs::read_to_string(d.join("information"))
+            let (name, uuid) = fs_err::read_to_string(d.join("information"))
                 .map(|t| parse_gpu_information(&t))
                 .unwrap_or((None, None));
             Gpu {
