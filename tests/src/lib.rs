@@ -14,6 +14,55 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// A MiB, for bundle sizes.
+pub const MIB: usize = 1 << 20;
+
+/// The exit code of a finished run (-1 when killed by a signal).
+pub fn exit(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+/// A run's stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The `dir` of the `ready` event.
+pub fn ready_dir(evs: &[Value]) -> PathBuf {
+    let r = event(evs, "ready").unwrap_or_else(|| panic!("no ready event in {evs:?}"));
+    PathBuf::from(r["dir"].as_str().expect("dir"))
+}
+
+/// The install tree (minus the bootstrapper's record) equals the packed folder.
+pub fn assert_installed_equals(dir: &Path, input: &Path) {
+    let mut got = tree(dir);
+    assert!(
+        got.remove(".peft-install.json").is_some(),
+        "install record missing"
+    );
+    assert_eq!(
+        got,
+        tree(input),
+        "installed tree differs from the packed folder"
+    );
+}
+
+/// Copies the tree under `from` (files and their executable bit) to `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    for (rel, (bytes, exec)) in tree(from) {
+        let p = to.join(&rel);
+        fs_err::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs_err::write(&p, bytes).expect("write");
+        #[cfg(unix)]
+        if exec {
+            use std::os::unix::fs::PermissionsExt;
+            fs_err::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        #[cfg(not(unix))]
+        let _ = exec;
+    }
+}
+
 /// The folder holding the workspace's built binaries (`target/debug`).
 pub fn bin_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("PEFT_BIN_DIR") {

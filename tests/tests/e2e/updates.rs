@@ -2,35 +2,12 @@
 //! disk space. Real binaries, real HTTP, real signatures.
 
 use std::path::Path;
-use std::process::Output;
 
 use peft_e2e::server::Server;
-use peft_e2e::{World, bootstrap, event, events, noise, sample_bundle, tree};
-
-const MIB: usize = 1 << 20;
-
-fn exit(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for (rel, (bytes, exec)) in tree(from) {
-        let p = to.join(&rel);
-        fs_err::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        fs_err::write(&p, bytes).expect("write");
-        #[cfg(unix)]
-        if exec {
-            use std::os::unix::fs::PermissionsExt;
-            fs_err::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        }
-        #[cfg(not(unix))]
-        let _ = exec;
-    }
-}
+use peft_e2e::{
+    MIB, World, bootstrap, copy_tree, event, events, exit, noise, ready_dir, sample_bundle, stderr,
+    tree,
+};
 
 /// 1.0.1 from 1.0.0: one small file changed, one added, 64 KiB rewritten in the middle of the big library.
 fn next_version(w: &World, from: &str, to: &str, seed: u64) -> std::path::PathBuf {
@@ -54,14 +31,6 @@ fn next_version(w: &World, from: &str, to: &str, seed: u64) -> std::path::PathBu
     fs_err::write(&lib, bytes).expect("write");
     w.pack_dir(to, &dst, &[]);
     dst
-}
-
-fn installed(evs: &[serde_json::Value]) -> std::path::PathBuf {
-    std::path::PathBuf::from(
-        event(evs, "ready").unwrap_or_else(|| panic!("no ready in {evs:?}"))["dir"]
-            .as_str()
-            .expect("dir"),
-    )
 }
 
 fn assert_tree(dir: &Path, input: &Path) {
@@ -136,7 +105,7 @@ fn a_delta_update_moves_under_5_percent_and_gives_exactly_the_new_version() {
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
     let evs = events(&out);
     assert_eq!(event(&evs, "ready").expect("ready")["version"], "1.0.1");
-    assert_tree(&installed(&evs), &input);
+    assert_tree(&ready_dir(&evs), &input);
     let v = bootstrap()
         .args(["verify", "--cache-dir", &w.s("cache")])
         .output()
@@ -185,7 +154,7 @@ fn a_corrupted_delta_falls_back_to_the_full_archive() {
         "the full archive was downloaded"
     );
     let out = w.run("ensure", &server.url(), "cache", &[]);
-    assert_tree(&installed(&events(&out)), &input);
+    assert_tree(&ready_dir(&events(&out)), &input);
 }
 
 #[test]
@@ -471,5 +440,5 @@ fn a_recompiled_library_travels_as_a_bsdiff_patch_and_applies_exactly() {
         "1.0.0"
     );
     let out = w.run("ensure", &server.url(), "cache", &[]);
-    assert_tree(&installed(&events(&out)), &next);
+    assert_tree(&ready_dir(&events(&out)), &next);
 }

@@ -15,18 +15,8 @@ use peft_e2e::selfbuild::{
     version_of,
 };
 use peft_e2e::server::Server;
-use peft_e2e::{World, event, events, release};
+use peft_e2e::{MIB, World, event, events, exit, release, stderr};
 use serde_json::Value;
-
-const MIB: usize = 1 << 20;
-
-fn exit(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// A world with a packed release, the newer bootstrapper published with `extra`
 /// publish flags, and the older binary installed at `app/peft-bootstrap`.

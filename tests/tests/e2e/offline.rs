@@ -7,18 +7,10 @@ use std::process::Output;
 
 use peft_e2e::selfbuild::{closed_port_url, current_bootstrapper, flip_byte, place};
 use peft_e2e::server::Server;
-use peft_e2e::{World, event, events, release, release_raw, sample_bundle, tree};
+use peft_e2e::{
+    MIB, World, event, events, exit, release, release_raw, sample_bundle, stderr, tree,
+};
 use serde_json::Value;
-
-const MIB: usize = 1 << 20;
-
-fn exit(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// `peft-release offline` of the stable channel into `w/<out>`.
 fn make_offline(w: &World, out: &str, variants: &[&str]) -> PathBuf {

@@ -1,0 +1,175 @@
+//! Refusals end to end: every trust check (archive, manifest, key, serial, expiry,
+//! size) exits 4 with nothing installed; no repository is a usage error (2), an
+//! unreachable one with nothing installed a network error (3).
+
+use std::time::Duration;
+
+use peft_e2e::server::Server;
+use peft_e2e::{MIB, World, bootstrap, event, events, exit, release, stderr};
+
+fn assert_refused(w: &World, out: &std::process::Output, cache: &str, needle: &str) {
+    assert_eq!(exit(out), 4, "{}", stderr(out));
+    let evs = events(out);
+    let err = event(&evs, "error").expect("error event");
+    assert_eq!(err["exit_code"], 4);
+    assert_eq!(err["code"], "integrity");
+    let msg = err["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(needle), "{msg:?} should mention {needle:?}");
+    assert!(event(&evs, "ready").is_none());
+    assert!(w.nothing_installed(cache), "something was installed");
+}
+
+#[test]
+fn one_flipped_byte_in_the_archive_is_refused() {
+    let w = World::new();
+    w.pack("1.0.0", 8, 2 * MIB);
+    w.publish(&[]);
+    let m: serde_json::Value = serde_json::from_slice(
+        &fs_err::read(w.path("repo/channels/stable/manifest.json")).expect("read"),
+    )
+    .expect("json");
+    let sha = m["releases"][0]["variants"][0]["archive"]["sha256"]
+        .as_str()
+        .expect("sha")
+        .to_string();
+    let blob = w.path(&format!("repo/blobs/sha256/{sha}"));
+    let mut bytes = fs_err::read(&blob).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    fs_err::write(&blob, bytes).expect("write");
+    let server = Server::start(&w.repo());
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_refused(&w, &out, "cache", "SHA-256");
+    assert_eq!(
+        fs_err::read_dir(w.path("cache/downloads"))
+            .expect("ls")
+            .count(),
+        0,
+        "bad bytes are not kept"
+    );
+}
+
+#[test]
+fn one_changed_byte_in_the_manifest_is_refused() {
+    let w = World::new();
+    w.pack("1.0.0", 9, MIB);
+    w.publish(&[]);
+    let p = w.path("repo/channels/stable/manifest.json");
+    let text = fs_err::read_to_string(&p).expect("read");
+    fs_err::write(&p, text.replacen("\"priority\": 10", "\"priority\": 90", 1)).expect("write");
+    let server = Server::start(&w.repo());
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_refused(&w, &out, "cache", "not trusted");
+}
+
+#[test]
+fn a_manifest_signed_by_another_key_is_refused() {
+    let w = World::new();
+    release(&["keygen", "--out", &w.s("other")]);
+    w.pack("1.0.0", 10, MIB);
+    release(&[
+        "publish",
+        "--repo",
+        &w.s("repo"),
+        "--channel",
+        "stable",
+        "--key",
+        &w.s("other/release.key"),
+    ]);
+    let server = Server::start(&w.repo());
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_refused(&w, &out, "cache", "not trusted");
+    // The built-in keys do not trust it either.
+    let out = bootstrap()
+        .args([
+            "ensure",
+            "--json",
+            "--manifest-url",
+            &server.url(),
+            "--cache-dir",
+            &w.s("cache2"),
+        ])
+        .output()
+        .expect("run");
+    assert_refused(&w, &out, "cache2", "peft-studio-release-1");
+}
+
+#[test]
+fn a_replayed_older_manifest_is_refused() {
+    let w = World::new();
+    w.pack("1.0.0", 11, MIB);
+    w.publish(&[]);
+    let m = w.path("repo/channels/stable/manifest.json");
+    let sig = w.path("repo/channels/stable/manifest.json.minisig");
+    let (old_m, old_sig) = (
+        fs_err::read(&m).expect("m"),
+        fs_err::read(&sig).expect("sig"),
+    );
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    // `detect` accepts serial 2 without installing anything.
+    let out = w.run("detect", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    fs_err::write(&m, old_m).expect("restore");
+    fs_err::write(&sig, old_sig).expect("restore");
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_refused(&w, &out, "cache", "serial 1");
+}
+
+#[test]
+fn an_expired_manifest_is_refused() {
+    let w = World::new();
+    w.pack("1.0.0", 12, MIB);
+    w.publish(&["--expires-in", "1s"]);
+    std::thread::sleep(Duration::from_millis(2100));
+    let server = Server::start(&w.repo());
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_refused(&w, &out, "cache", "expired");
+}
+
+#[test]
+fn a_server_that_sends_more_than_the_signed_size_is_refused() {
+    let w = World::new();
+    w.pack("1.0.0", 13, MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    server.faults(|f| f.extra_bytes = 4096);
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 4, "{}", stderr(&out));
+    assert!(w.nothing_installed("cache"));
+}
+
+#[test]
+fn no_repository_and_nothing_installed_is_a_usage_error() {
+    let w = World::new();
+    let out = bootstrap()
+        .args(["ensure", "--json", "--cache-dir", &w.s("cache")])
+        .output()
+        .expect("run");
+    assert_eq!(exit(&out), 2, "{}", stderr(&out));
+    let evs = events(&out);
+    assert!(
+        event(&evs, "error").expect("error")["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("PEFT_MANIFEST_URL")
+    );
+}
+
+#[test]
+fn an_unreachable_repository_with_nothing_installed_exits_3() {
+    let w = World::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = w.run("ensure", &format!("http://127.0.0.1:{port}/"), "cache", &[]);
+    assert_eq!(exit(&out), 3, "{}", stderr(&out));
+    assert!(
+        event(&events(&out), "error").expect("error")["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused")
+    );
+}
