@@ -4,7 +4,7 @@
 //!
 //! The folder holds the channel's signed manifest byte for byte and the blobs of
 //! some variants only. Everything is checked as online (signature, serial, size,
-//! SHA-256); an expired manifest is accepted with a warning ([`crate::repo`]).
+//! SHA-256); an expired manifest is accepted with a warning ([`super::accept_signed`]).
 //! Selection sees only the variants whose blobs are in the folder: [`Shelf`] is a
 //! predicate handed to the pure `select_excluding`; when the build that fits this
 //! machine best is not in the folder, the error or warning names the files to fetch.
