@@ -12,7 +12,7 @@ use std::path::Path;
 use peft_manifest::delta::{Action, DeltaHeader, DeltaKind, MAGIC, actions};
 use peft_manifest::{Blob, FileIndex, Sha256Hasher};
 
-use super::{SPARE, Target, check_space, commit, executable, fetch_index, new_staging};
+use super::{SPARE, Target, Transaction, check_space, executable, fetch_index};
 use crate::cache::{Cache, InstallRecord, sync_dir};
 use crate::error::{Error, Result};
 use crate::report::{Phase, Reporter};
@@ -41,14 +41,11 @@ pub async fn apply_delta(
     let path = fetcher
         .download(roots, blob, &cache.downloads(), reporter)
         .await?;
-    let staging = new_staging(cache, &name)?;
+    let tx = Transaction::begin(cache, &name)?;
     let base_dir = cache.versions().join(base.0);
-    let result = write_from_delta(&path, &base_dir, &base.1.index, &index, &staging, reporter)
-        .and_then(|()| commit(cache, &staging, &name, &target.record(index)));
+    let result = write_from_delta(&path, &base_dir, &base.1.index, &index, tx.path(), reporter)
+        .and_then(|()| tx.commit(&target.record(index)));
     let _ = fs_err::remove_file(&path);
-    if result.is_err() {
-        let _ = fs_err::remove_dir_all(&staging);
-    }
     result
 }
 

@@ -4,17 +4,23 @@
 //! safe relative path ([`check_entry_path`]) listed in the index, with the index's
 //! size; no symlinks, no directories, no duplicates, and exactly as many entries as
 //! the index has files. Any problem refuses the whole bundle. Then each file is
-//! written under the staging folder (created fresh, with `create_new`), hashed as it
-//! is written, compared to the index, given its mode and fsynced.
+//! written under the staging folder (created fresh, with `create_new`) by one worker
+//! per core, hashed as it is written, compared to the index, given its mode and
+//! handed to the background [`Syncer`] (see [`super::durable`]).
 
 use fs_err::{File, OpenOptions};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufWriter, Read, Write};
-use std::path::Path;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use peft_manifest::{FileIndex, Sha256Hasher, check_entry_path};
 
-use crate::cache::sync_dir;
+use super::durable::Syncer;
+use super::shared_file::SharedFile;
 use crate::error::{Error, Result};
 use crate::report::{Phase, Reporter};
 
@@ -92,48 +98,206 @@ pub fn check_entries<R: Read + std::io::Seek>(
 }
 
 /// Unpacks `archive` into the empty folder `dest`, verifying every file against `index`.
+///
+/// The entries are unpacked by one worker per core, the largest first so that the
+/// long ones do not end up alone at the end; each file is hashed as it is written and
+/// handed to a [`Syncer`]. The first problem stops every worker; the caller removes
+/// `dest` (it is a [`super::Transaction`]'s folder).
 pub fn extract(
     archive: &Path,
     index: &FileIndex,
     dest: &Path,
     reporter: &dyn Reporter,
 ) -> Result<()> {
-    let file = File::open(archive).map_err(|e| Error::storage("opening", archive, e))?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| refuse(format!("it is not a readable zip: {e}")))?;
+    let mut zip = open(archive)?;
     check_entries(&mut zip, index)?;
-    let total = index.unpacked_size();
-    let mut done = 0u64;
-    reporter.progress(Phase::Extract, 0, total);
-    let mut dirs = HashSet::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut order = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
+        let e = zip
+            .by_index_raw(i)
+            .map_err(|e| refuse(format!("entry {i} is unreadable: {e}")))?;
+        order.push((e.compressed_size(), i));
+    }
+    order.sort_unstable_by(|a, b| b.cmp(a));
+    let dirs = folders(index, dest);
+    let total = index.unpacked_size();
+    reporter.progress(Phase::Extract, 0, total);
+    let work = Work {
+        zip,
+        index,
+        dest,
+        order,
+        next: AtomicUsize::new(0),
+        done: AtomicU64::new(0),
+        failed: AtomicBool::new(false),
+        errors: Mutex::new(Vec::new()),
+        syncer: Syncer::start(),
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .clamp(1, MAX_WORKERS);
+    std::thread::scope(|s| {
+        // Each worker holds a sender; the channel closes when the last one ends.
+        let (alive, ended) = std::sync::mpsc::channel::<()>();
+        for _ in 0..workers {
+            let alive = alive.clone();
+            let work = &work;
+            s.spawn(move || {
+                work.run();
+                drop(alive);
+            });
+        }
+        drop(alive);
+        while let Err(RecvTimeoutError::Timeout) = ended.recv_timeout(PROGRESS_EVERY) {
+            reporter.progress(Phase::Extract, work.done.load(Ordering::Relaxed), total);
+        }
+    });
+    let Work { errors, syncer, .. } = work;
+    let mut errors = errors.into_inner().unwrap_or_else(PoisonError::into_inner);
+    errors.sort_by_key(|e| e.0);
+    if let Some((_, e)) = errors.into_iter().next() {
+        drop(syncer);
+        return Err(e);
+    }
+    let mut done: u64 = index.carriers().iter().map(|f| f.size).sum();
+    reporter.progress(Phase::Extract, done, total);
+    // Files whose content the archive carries under another name (PyInstaller's
+    // symlinked libraries, dereferenced by `pack`): a hard link to the verified
+    // carrier, so the loader sees one file; a copy when the mode differs.
+    let carrier_of: HashMap<_, _> = index
+        .carriers()
+        .into_iter()
+        .map(|f| (f.sha256, f))
+        .collect();
+    for f in &index.files {
+        let Some(c) = carrier_of.get(&f.sha256).filter(|c| c.path != f.path) else {
+            continue;
+        };
+        let (src, path) = (dest.join(&c.path), dest.join(&f.path));
+        parent_of(&path)?;
+        if c.mode != f.mode || fs_err::hard_link(&src, &path).is_err() {
+            fs_err::copy(&src, &path).map_err(|e| Error::storage("copying", &src, e))?;
+            let out = File::open(&path).map_err(|e| Error::storage("opening", &path, e))?;
+            set_mode(&out, f.mode).map_err(|e| Error::storage("setting the mode of", &path, e))?;
+            syncer.add(out);
+        }
+        done += f.size;
+        reporter.progress(Phase::Extract, done, total);
+    }
+    syncer
+        .finish(dirs)
+        .map_err(|e| Error::storage("syncing", dest, e))?;
+    if total == 0 {
+        // Empty files only: the loop reported nothing, so close the phase here.
+        reporter.progress(Phase::Extract, 0, 0);
+    }
+    Ok(())
+}
+
+/// Workers at most; beyond this the disk, not the CPU, is the limit.
+const MAX_WORKERS: usize = 8;
+/// How often the unpack reports progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Opens a zip written from its first byte, as `peft-release pack` writes them (so
+/// the central directory is read once, without a search for an archive offset).
+fn open(archive: &Path) -> Result<zip::ZipArchive<SharedFile>> {
+    let file = File::open(archive)
+        .and_then(SharedFile::new)
+        .map_err(|e| Error::storage("opening", archive, e))?;
+    let config = zip::read::Config {
+        archive_offset: zip::read::ArchiveOffset::Known(0),
+    };
+    zip::ZipArchive::with_config(config, file)
+        .map_err(|e| refuse(format!("it is not a readable zip: {e}")))
+}
+
+/// Every folder the index's files live in, `dest` included (the workers create them
+/// as they go; all are synced at the end).
+fn folders(index: &FileIndex, dest: &Path) -> Vec<PathBuf> {
+    let mut dirs: HashSet<PathBuf> = HashSet::new();
+    dirs.insert(dest.to_path_buf());
+    for f in &index.files {
+        let mut p = dest.join(&f.path);
+        while p.pop() && p != dest && dirs.insert(p.clone()) {}
+    }
+    dirs.into_iter().collect()
+}
+
+/// Creates the folder `path` will live in (concurrent creation of the same folder is fine).
+fn parent_of(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(p) => fs_err::create_dir_all(p).map_err(|e| Error::storage("creating", p, e)),
+        None => Ok(()),
+    }
+}
+
+/// The shared state of one unpack's workers.
+struct Work<'a> {
+    zip: zip::ZipArchive<SharedFile>,
+    index: &'a FileIndex,
+    dest: &'a Path,
+    /// (compressed size, entry number), largest first.
+    order: Vec<(u64, usize)>,
+    next: AtomicUsize,
+    done: AtomicU64,
+    failed: AtomicBool,
+    errors: Mutex<Vec<(usize, Error)>>,
+    syncer: Syncer,
+}
+
+impl Work<'_> {
+    /// Takes entries until none is left or a worker failed.
+    fn run(&self) {
+        let mut zip = self.zip.clone();
+        let mut buf = vec![0u8; 1 << 20];
+        while !self.failed.load(Ordering::Relaxed) {
+            let Some(&(_, i)) = self.order.get(self.next.fetch_add(1, Ordering::Relaxed)) else {
+                return;
+            };
+            match self.entry(&mut zip, i, &mut buf) {
+                Ok(f) => self.syncer.add(f),
+                Err(e) => return self.fail(i, e),
+            }
+        }
+    }
+
+    fn fail(&self, i: usize, e: Error) {
+        self.failed.store(true, Ordering::Relaxed);
+        self.errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((i, e));
+    }
+
+    /// Writes entry `i` to its file, hashing while writing; returns the closed-for-writing file.
+    fn entry<R: Read + Seek>(
+        &self,
+        zip: &mut zip::ZipArchive<R>,
+        i: usize,
+        buf: &mut [u8],
+    ) -> Result<File> {
         let mut e = zip
             .by_index(i)
             .map_err(|e| refuse(format!("entry {i} is unreadable: {e}")))?;
         let name = e.name().map_err(|e| refuse(e.to_string()))?.to_string();
-        let Some(want) = index.get(&name) else {
+        let Some(want) = self.index.get(&name) else {
             return Err(refuse(format!(
                 "the entry {name:?} is not in the signed index"
             )));
         };
-        let path = dest.join(&name);
-        if let Some(parent) = path.parent()
-            && dirs.insert(parent.to_path_buf())
-        {
-            fs_err::create_dir_all(parent).map_err(|e| Error::storage("creating", parent, e))?;
-        }
-        let out = OpenOptions::new()
+        let path = self.dest.join(&name);
+        parent_of(&path)?;
+        let mut out = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
             .map_err(|e| Error::storage("creating", &path, e))?;
-        let mut out = BufWriter::with_capacity(1 << 20, out);
         let mut hasher = Sha256Hasher::new();
         let mut written = 0u64;
         loop {
             let n = e
-                .read(&mut buf)
+                .read(buf)
                 .map_err(|err| refuse(format!("the entry {name:?} does not inflate: {err}")))?;
             if n == 0 {
                 break;
@@ -148,8 +312,7 @@ pub fn extract(
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n])
                 .map_err(|err| Error::storage("writing", &path, err))?;
-            done += n as u64;
-            reporter.progress(Phase::Extract, done, total);
+            self.done.fetch_add(n as u64, Ordering::Relaxed);
         }
         let got = hasher.finish();
         if written != want.size || got != want.sha256 {
@@ -158,52 +321,10 @@ pub fn extract(
                 want.sha256
             )));
         }
-        out.flush()
-            .map_err(|err| Error::storage("writing", &path, err))?;
-        let f = out
-            .into_inner()
-            .map_err(|err| Error::storage("writing", &path, err.into_error()))?;
-        set_mode(&f, want.mode).map_err(|err| Error::storage("setting the mode of", &path, err))?;
-        f.sync_all()
-            .map_err(|err| Error::storage("writing", &path, err))?;
+        set_mode(&out, want.mode)
+            .map_err(|err| Error::storage("setting the mode of", &path, err))?;
+        Ok(out)
     }
-    // Files whose content the archive carries under another name (PyInstaller's
-    // symlinked libraries, dereferenced by `pack`): a hard link to the verified
-    // carrier, so the loader sees one file; a copy when the mode differs.
-    let carrier_of: HashMap<_, _> = index
-        .carriers()
-        .into_iter()
-        .map(|f| (f.sha256, f))
-        .collect();
-    for f in &index.files {
-        let Some(c) = carrier_of.get(&f.sha256).filter(|c| c.path != f.path) else {
-            continue;
-        };
-        let (src, path) = (dest.join(&c.path), dest.join(&f.path));
-        if let Some(parent) = path.parent()
-            && dirs.insert(parent.to_path_buf())
-        {
-            fs_err::create_dir_all(parent).map_err(|e| Error::storage("creating", parent, e))?;
-        }
-        if c.mode != f.mode || fs_err::hard_link(&src, &path).is_err() {
-            fs_err::copy(&src, &path).map_err(|e| Error::storage("copying", &src, e))?;
-            let out = File::open(&path).map_err(|e| Error::storage("opening", &path, e))?;
-            set_mode(&out, f.mode).map_err(|e| Error::storage("setting the mode of", &path, e))?;
-            out.sync_all()
-                .map_err(|e| Error::storage("writing", &path, e))?;
-        }
-        done += f.size;
-        reporter.progress(Phase::Extract, done, total);
-    }
-    for d in &dirs {
-        sync_dir(d);
-    }
-    sync_dir(dest);
-    if total == 0 {
-        // Empty files only: the loop reported nothing, so close the phase here.
-        reporter.progress(Phase::Extract, 0, 0);
-    }
-    Ok(())
 }
 
 #[cfg(unix)]
@@ -222,228 +343,5 @@ fn set_mode(_f: &File, _mode: u32) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io::Write as _;
-
-    use peft_manifest::{FileEntry, Sha256};
-    use zip::write::SimpleFileOptions;
-
-    use super::*;
-    use crate::report::Event;
-
-    struct Quiet;
-    impl Reporter for Quiet {
-        fn emit(&self, _: Event) {}
-    }
-
-    enum Item<'a> {
-        File(&'a str, &'a [u8]),
-        Symlink(&'a str, &'a str),
-    }
-
-    /// A zip of `items` and an index that lists exactly them (as a signer could).
-    fn bundle(dir: &Path, items: &[Item<'_>]) -> (std::path::PathBuf, FileIndex) {
-        let path = dir.join("bundle.zip");
-        let mut z = zip::ZipWriter::new(File::create(&path).expect("create"));
-        let mut files = Vec::new();
-        for it in items {
-            match it {
-                Item::File(name, data) => {
-                    z.start_file(*name, SimpleFileOptions::default())
-                        .expect("start");
-                    z.write_all(data).expect("write");
-                    files.push(FileEntry {
-                        path: name.to_string(),
-                        size: data.len() as u64,
-                        mode: 0o644,
-                        sha256: Sha256::of(data),
-                    });
-                }
-                Item::Symlink(name, target) => {
-                    z.add_symlink(*name, *target, SimpleFileOptions::default())
-                        .expect("symlink");
-                    files.push(FileEntry {
-                        path: name.to_string(),
-                        size: target.len() as u64,
-                        mode: 0o644,
-                        sha256: Sha256::of(target.as_bytes()),
-                    });
-                }
-            }
-        }
-        z.finish().expect("finish");
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        (
-            path,
-            FileIndex {
-                schema: 1,
-                version: "1.0.0".parse().expect("v"),
-                variant: "t".into(),
-                files,
-            },
-        )
-    }
-
-    /// Runs extract into `<tmp>/staging/x` and returns the error and every path
-    /// that exists under `<tmp>` afterwards, apart from the archive.
-    fn attempt(items: &[Item<'_>]) -> (Error, Vec<String>) {
-        let t = tempfile::tempdir().expect("tempdir");
-        let (archive, index) = bundle(t.path(), items);
-        let staging = t.path().join("staging").join("x");
-        fs_err::create_dir_all(&staging).expect("mkdir");
-        let err = extract(&archive, &index, &staging, &Quiet).expect_err("must be refused");
-        let mut seen = Vec::new();
-        let mut stack = vec![t.path().to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in fs_err::read_dir(&d).expect("ls").flatten() {
-                let rel = e
-                    .path()
-                    .strip_prefix(t.path())
-                    .expect("rel")
-                    .display()
-                    .to_string();
-                if e.path().is_dir() {
-                    stack.push(e.path());
-                }
-                if rel != "bundle.zip" {
-                    seen.push(rel);
-                }
-            }
-        }
-        seen.sort();
-        (err, seen)
-    }
-
-    fn assert_refused_whole(items: &[Item<'_>], needle: &str) {
-        let (err, seen) = attempt(items);
-        assert_eq!(err.exit_code(), 4, "{err}");
-        assert!(
-            err.to_string().contains(needle),
-            "{err} should mention {needle}"
-        );
-        assert_eq!(
-            seen,
-            vec!["staging".to_string(), "staging/x".to_string()],
-            "nothing may be written"
-        );
-    }
-
-    #[test]
-    fn parent_paths_are_refused_whole() {
-        assert_refused_whole(
-            &[Item::File("a/ok.txt", b"fine"), Item::File("../x", b"evil")],
-            "'..'",
-        );
-    }
-
-    #[test]
-    fn absolute_paths_are_refused_whole() {
-        assert_refused_whole(
-            &[
-                Item::File("a/ok.txt", b"fine"),
-                Item::File("/tmp/peft-evil", b"evil"),
-            ],
-            "absolute",
-        );
-    }
-
-    #[test]
-    fn symlink_entries_are_refused_whole() {
-        assert_refused_whole(
-            &[
-                Item::File("a/ok.txt", b"fine"),
-                Item::Symlink("a/link", "/etc/passwd"),
-            ],
-            "symbolic link",
-        );
-    }
-
-    #[test]
-    fn duplicate_names_are_refused_whole() {
-        let t = tempfile::tempdir().expect("tempdir");
-        let (archive, mut index) = bundle(
-            t.path(),
-            &[Item::File("a/aaaa", b"one"), Item::File("a/bbbb", b"two")],
-        );
-        // Rename the second entry to the first's name in both headers; the zip writer would refuse to.
-        let bytes = fs_err::read(&archive).expect("read");
-        let patched: Vec<u8> = {
-            let mut out = bytes.clone();
-            let needle = b"a/bbbb";
-            let mut i = 0;
-            while i + needle.len() <= out.len() {
-                if &out[i..i + needle.len()] == needle {
-                    out[i..i + needle.len()].copy_from_slice(b"a/aaaa");
-                }
-                i += 1;
-            }
-            out
-        };
-        assert_ne!(bytes, patched);
-        fs_err::write(&archive, patched).expect("write");
-        index.files.retain(|f| f.path == "a/aaaa");
-        index.files.push(FileEntry {
-            path: "a/aaaa".into(),
-            size: 3,
-            mode: 0o644,
-            sha256: Sha256::of(b"two"),
-        });
-        let staging = t.path().join("staging").join("x");
-        fs_err::create_dir_all(&staging).expect("mkdir");
-        let err = extract(&archive, &index, &staging, &Quiet).expect_err("duplicates are refused");
-        assert_eq!(err.exit_code(), 4, "{err}");
-        assert_eq!(
-            fs_err::read_dir(&staging).expect("ls").count(),
-            0,
-            "nothing written"
-        );
-    }
-
-    #[test]
-    fn entries_missing_from_the_index_or_of_another_size_are_refused() {
-        let t = tempfile::tempdir().expect("tempdir");
-        let (archive, mut index) = bundle(
-            t.path(),
-            &[Item::File("a", b"1234"), Item::File("b", b"5678")],
-        );
-        let staging = t.path().join("s");
-        fs_err::create_dir_all(&staging).expect("mkdir");
-        index.files[1].size = 5;
-        let err = extract(&archive, &index, &staging, &Quiet).expect_err("size differs");
-        assert!(err.to_string().contains("the index says 5"), "{err}");
-        index.files[1].size = 4;
-        index.files[1].sha256 = Sha256::of(b"other");
-        let err = extract(&archive, &index, &staging, &Quiet).expect_err("hash differs");
-        assert!(err.to_string().contains("SHA-256"), "{err}");
-        index.files.pop();
-        let err = extract(&archive, &index.clone(), &t.path().join("s2"), &Quiet)
-            .expect_err("count differs");
-        assert!(err.to_string().contains("entries"), "{err}");
-    }
-
-    #[test]
-    fn a_sound_bundle_extracts_with_modes() {
-        let t = tempfile::tempdir().expect("tempdir");
-        let (archive, mut index) = bundle(
-            t.path(),
-            &[
-                Item::File("d/run", b"#!/bin/sh\n"),
-                Item::File("d/x.py", b"x"),
-            ],
-        );
-        index.files[0].mode = 0o755;
-        let staging = t.path().join("s");
-        fs_err::create_dir_all(&staging).expect("mkdir");
-        extract(&archive, &index, &staging, &Quiet).expect("extracts");
-        assert_eq!(fs_err::read(staging.join("d/x.py")).expect("read"), b"x");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs_err::metadata(staging.join("d/run"))
-                .expect("meta")
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o755);
-        }
-    }
-}
+#[path = "extract_tests.rs"]
+mod tests;

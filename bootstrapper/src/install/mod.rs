@@ -4,23 +4,27 @@
 //! it; a crash at any point leaves at worst a partial download (resumed next time)
 //! and a staging folder (removed next time). `current.json` is switched by the caller.
 //! The full-archive path lives here; the delta path ([`delta`]) shares
-//! [`fetch_index`], [`new_staging`] and [`commit`]; archive checks and unpacking
-//! are [`extract`]; proving a fresh install is [`probe`].
+//! [`fetch_index`] and the [`Transaction`] (staging folder, commit by rename, cleanup
+//! on drop); archive checks and the parallel unpack are [`extract`], making the
+//! staged tree durable is [`durable`]; proving a fresh install is [`probe`].
 
 mod delta;
+mod durable;
 mod extract;
 pub mod probe;
+mod shared_file;
+mod transaction;
 
 pub use delta::apply_delta;
 pub use extract::extract;
+pub use transaction::Transaction;
 
 use std::path::{Path, PathBuf};
 
-use peft_manifest::index::INSTALL_RECORD;
 use peft_manifest::{FileIndex, Release, Sha256, Variant, validate_index};
 use time::OffsetDateTime;
 
-use crate::cache::{Cache, CacheLock, InstallRecord, sync_dir, write_json_atomic};
+use crate::cache::{Cache, CacheLock, InstallRecord};
 use crate::error::{Error, Result};
 use crate::report::Reporter;
 use crate::source::{Fetcher, Root};
@@ -88,11 +92,10 @@ pub async fn install(
     let archive = fetcher
         .download(roots, &variant.archive, &cache.downloads(), reporter)
         .await?;
-    let staging = new_staging(cache, &name)?;
-    let result = extract(&archive, &index, &staging, reporter)
-        .and_then(|()| commit(cache, &staging, &name, &target.record(index)));
+    let tx = Transaction::begin(cache, &name)?;
+    let result = extract(&archive, &index, tx.path(), reporter)
+        .and_then(|()| tx.commit(&target.record(index)));
     if let Err(e) = result {
-        let _ = fs_err::remove_dir_all(&staging);
         if matches!(e, Error::Integrity { .. }) {
             let _ = fs_err::remove_file(&archive);
         }
@@ -101,27 +104,6 @@ pub async fn install(
     // The archive served its purpose; installs are what the cache keeps.
     let _ = fs_err::remove_file(&archive);
     Ok((name, true))
-}
-
-/// A fresh, empty staging folder for the install `name`.
-pub fn new_staging(cache: &Cache, name: &str) -> Result<PathBuf> {
-    let staging = cache
-        .staging()
-        .join(format!("{name}.{}", std::process::id()));
-    let _ = fs_err::remove_dir_all(&staging);
-    fs_err::create_dir_all(&staging).map_err(|e| Error::storage("creating", &staging, e))?;
-    Ok(staging)
-}
-
-/// Writes the record into the verified `staging` tree and renames it into
-/// `versions/<name>`: the moment the install becomes visible.
-pub fn commit(cache: &Cache, staging: &Path, name: &str, record: &InstallRecord) -> Result<()> {
-    write_json_atomic(&staging.join(INSTALL_RECORD), record)?;
-    let dest = cache.versions().join(name);
-    fs_err::rename(staging, &dest)
-        .map_err(|e| Error::storage("moving the install into", &dest, e))?;
-    sync_dir(&cache.versions());
-    Ok(())
 }
 
 /// Downloads, checks and parses a variant's index.

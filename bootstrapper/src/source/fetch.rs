@@ -179,7 +179,6 @@ impl Fetcher {
                 Ok(()) => {
                     fs_err::rename(&partial, &done)
                         .map_err(|e| Error::storage("renaming", &partial, e))?;
-                    crate::cache::sync_dir(downloads);
                     return Ok(done);
                 }
                 Err(Failure::Fatal(e)) => return Err(e),
@@ -316,10 +315,9 @@ impl Fetcher {
                 self.backoff(failures).await;
             }
         }
+        // No fsync: a download is re-hashed before every use (see `download`), so a
+        // power cut can cost a fresh download, never a wrong install.
         out.flush().map_err(|e| storage("writing", e))?;
-        out.get_ref()
-            .sync_all()
-            .map_err(|e| storage("writing", e))?;
         drop(out);
         let got = hasher.finish();
         if got != blob.sha256 {
@@ -432,7 +430,6 @@ fn copy_local(
         reporter.progress(Phase::Download, n, blob.size);
     }
     out.flush().map_err(storage)?;
-    out.get_ref().sync_all().map_err(storage)?;
     let got = h.finish();
     if n != blob.size || got != blob.sha256 {
         let _ = fs_err::remove_file(partial);
