@@ -17,7 +17,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use peft_manifest::{FileIndex, Sha256Hasher, check_entry_path};
+use peft_manifest::{FileEntry, FileIndex, Sha256Hasher, check_entry_path};
 
 use super::durable::Syncer;
 use super::shared_file::SharedFile;
@@ -27,7 +27,7 @@ use crate::report::{Phase, Reporter};
 const S_IFMT: u32 = 0o170000;
 const S_IFREG: u32 = 0o100000;
 
-fn refuse(why: String) -> Error {
+pub(super) fn refuse(why: String) -> Error {
     Error::integrity_hint(
         format!("the bundle archive was refused: {why}"),
         "the archive does not match its signed index; nothing was installed",
@@ -119,7 +119,6 @@ pub fn extract(
         order.push((e.compressed_size(), i));
     }
     order.sort_unstable_by(|a, b| b.cmp(a));
-    let dirs = folders(index, dest);
     let total = index.unpacked_size();
     reporter.progress(Phase::Extract, 0, total);
     let work = Work {
@@ -159,11 +158,22 @@ pub fn extract(
         drop(syncer);
         return Err(e);
     }
+    complete(index, dest, syncer, reporter)
+}
+
+/// Finishes a tree whose carriers are all written and verified: the files whose
+/// content the archive carries under another name (PyInstaller's symlinked libraries,
+/// dereferenced by `pack`) become a hard link to the verified carrier, so the loader
+/// sees one file, or a copy when the mode differs; then everything is made durable.
+pub(super) fn complete(
+    index: &FileIndex,
+    dest: &Path,
+    syncer: Syncer,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let total = index.unpacked_size();
     let mut done: u64 = index.carriers().iter().map(|f| f.size).sum();
     reporter.progress(Phase::Extract, done, total);
-    // Files whose content the archive carries under another name (PyInstaller's
-    // symlinked libraries, dereferenced by `pack`): a hard link to the verified
-    // carrier, so the loader sees one file; a copy when the mode differs.
     let carrier_of: HashMap<_, _> = index
         .carriers()
         .into_iter()
@@ -185,7 +195,7 @@ pub fn extract(
         reporter.progress(Phase::Extract, done, total);
     }
     syncer
-        .finish(dirs)
+        .finish(folders(index, dest))
         .map_err(|e| Error::storage("syncing", dest, e))?;
     if total == 0 {
         // Empty files only: the loop reported nothing, so close the phase here.
@@ -201,7 +211,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// Opens a zip written from its first byte, as `peft-release pack` writes them (so
 /// the central directory is read once, without a search for an archive offset).
-fn open(archive: &Path) -> Result<zip::ZipArchive<SharedFile>> {
+pub(super) fn open(archive: &Path) -> Result<zip::ZipArchive<SharedFile>> {
     let file = File::open(archive)
         .and_then(SharedFile::new)
         .map_err(|e| Error::storage("opening", archive, e))?;
@@ -214,7 +224,7 @@ fn open(archive: &Path) -> Result<zip::ZipArchive<SharedFile>> {
 
 /// Every folder the index's files live in, `dest` included (the workers create them
 /// as they go; all are synced at the end).
-fn folders(index: &FileIndex, dest: &Path) -> Vec<PathBuf> {
+pub(super) fn folders(index: &FileIndex, dest: &Path) -> Vec<PathBuf> {
     let mut dirs: HashSet<PathBuf> = HashSet::new();
     dirs.insert(dest.to_path_buf());
     for f in &index.files {
@@ -286,45 +296,57 @@ impl Work<'_> {
                 "the entry {name:?} is not in the signed index"
             )));
         };
-        let path = self.dest.join(&name);
-        parent_of(&path)?;
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::storage("creating", &path, e))?;
-        let mut hasher = Sha256Hasher::new();
-        let mut written = 0u64;
-        loop {
-            let n = e
-                .read(buf)
-                .map_err(|err| refuse(format!("the entry {name:?} does not inflate: {err}")))?;
-            if n == 0 {
-                break;
-            }
-            written += n as u64;
-            if written > want.size {
-                return Err(refuse(format!(
-                    "the entry {name:?} inflates beyond its {} bytes",
-                    want.size
-                )));
-            }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])
-                .map_err(|err| Error::storage("writing", &path, err))?;
-            self.done.fetch_add(n as u64, Ordering::Relaxed);
+        write_verified(&mut e, &self.dest.join(&name), &name, want, buf, &self.done)
+    }
+}
+
+/// Writes `input` to the new file `path` (its folder made if needed), hashing while
+/// writing and never past the signed size; checks it against `want`, gives it its
+/// mode and returns it, open, for the [`Syncer`]. `done` counts the bytes written.
+pub(super) fn write_verified(
+    input: &mut dyn Read,
+    path: &Path,
+    name: &str,
+    want: &FileEntry,
+    buf: &mut [u8],
+    done: &AtomicU64,
+) -> Result<File> {
+    parent_of(path)?;
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::storage("creating", path, e))?;
+    let mut hasher = Sha256Hasher::new();
+    let mut written = 0u64;
+    loop {
+        let n = input
+            .read(buf)
+            .map_err(|err| refuse(format!("the entry {name:?} does not inflate: {err}")))?;
+        if n == 0 {
+            break;
         }
-        let got = hasher.finish();
-        if written != want.size || got != want.sha256 {
+        written += n as u64;
+        if written > want.size {
             return Err(refuse(format!(
-                "the file {name:?} has SHA-256 {got}, the index says {}",
-                want.sha256
+                "the entry {name:?} inflates beyond its {} bytes",
+                want.size
             )));
         }
-        set_mode(&out, want.mode)
-            .map_err(|err| Error::storage("setting the mode of", &path, err))?;
-        Ok(out)
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .map_err(|err| Error::storage("writing", path, err))?;
+        done.fetch_add(n as u64, Ordering::Relaxed);
     }
+    let got = hasher.finish();
+    if written != want.size || got != want.sha256 {
+        return Err(refuse(format!(
+            "the file {name:?} has SHA-256 {got}, the index says {}",
+            want.sha256
+        )));
+    }
+    set_mode(&out, want.mode).map_err(|err| Error::storage("setting the mode of", path, err))?;
+    Ok(out)
 }
 
 #[cfg(unix)]

@@ -1,65 +1,9 @@
 //! The refusals of [`super::extract`], each leaving nothing written.
 
-use std::io::Write as _;
-
 use peft_manifest::{FileEntry, Sha256};
-use zip::write::SimpleFileOptions;
 
 use super::*;
-use crate::report::Event;
-
-struct Quiet;
-impl Reporter for Quiet {
-    fn emit(&self, _: Event) {}
-}
-
-enum Item<'a> {
-    File(&'a str, &'a [u8]),
-    Symlink(&'a str, &'a str),
-}
-
-/// A zip of `items` and an index that lists exactly them (as a signer could).
-fn bundle(dir: &Path, items: &[Item<'_>]) -> (std::path::PathBuf, FileIndex) {
-    let path = dir.join("bundle.zip");
-    let mut z = zip::ZipWriter::new(File::create(&path).expect("create"));
-    let mut files = Vec::new();
-    for it in items {
-        match it {
-            Item::File(name, data) => {
-                z.start_file(*name, SimpleFileOptions::default())
-                    .expect("start");
-                z.write_all(data).expect("write");
-                files.push(FileEntry {
-                    path: name.to_string(),
-                    size: data.len() as u64,
-                    mode: 0o644,
-                    sha256: Sha256::of(data),
-                });
-            }
-            Item::Symlink(name, target) => {
-                z.add_symlink(*name, *target, SimpleFileOptions::default())
-                    .expect("symlink");
-                files.push(FileEntry {
-                    path: name.to_string(),
-                    size: target.len() as u64,
-                    mode: 0o644,
-                    sha256: Sha256::of(target.as_bytes()),
-                });
-            }
-        }
-    }
-    z.finish().expect("finish");
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    (
-        path,
-        FileIndex {
-            schema: 1,
-            version: "1.0.0".parse().expect("v"),
-            variant: "t".into(),
-            files,
-        },
-    )
-}
+use crate::install::fixture::{Item, Quiet, bundle};
 
 /// Runs extract into `<tmp>/staging/x` and returns the error and every path
 /// that exists under `<tmp>` afterwards, apart from the archive.

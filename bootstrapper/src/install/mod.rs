@@ -11,8 +11,11 @@
 mod delta;
 mod durable;
 mod extract;
+#[cfg(test)]
+mod fixture;
 pub mod probe;
 mod shared_file;
+mod stream;
 mod transaction;
 
 pub use delta::apply_delta;
@@ -20,14 +23,17 @@ pub use extract::extract;
 pub use transaction::Transaction;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use peft_manifest::{FileIndex, Release, Sha256, Variant, validate_index};
 use time::OffsetDateTime;
 
 use crate::cache::{Cache, CacheLock, InstallRecord};
 use crate::error::{Error, Result};
-use crate::report::Reporter;
+use crate::report::{Phase, Reporter};
 use crate::source::{Fetcher, Root};
+use stream::{Follow, Stream, Streamed};
 
 /// Free space kept beyond the worst case, for logs and the OS.
 pub const SPARE: u64 = 64 << 20;
@@ -89,12 +95,51 @@ pub async fn install(
         variant.archive.size
     };
     check_space(cache.root(), variant.index.unpacked_size + download + SPARE)?;
-    let archive = fetcher
-        .download(roots, &variant.archive, &cache.downloads(), reporter)
-        .await?;
-    let tx = Transaction::begin(cache, &name)?;
-    let result = extract(&archive, &index, tx.path(), reporter)
-        .and_then(|()| tx.commit(&target.record(index)));
+    let downloads = cache.downloads();
+    let mut tx = Transaction::begin(cache, &name)?;
+    let (archive, streamed) = if download == 0 {
+        let got = fetcher
+            .download(roots, &variant.archive, &downloads, reporter)
+            .await?;
+        (got, None)
+    } else {
+        // Unpack while downloading (see `stream`).
+        let follow = Arc::new(Follow::default());
+        let partial = downloads.join(format!("{}.partial", variant.archive.sha256.hex()));
+        let stream = Stream::start(
+            partial,
+            index.clone(),
+            tx.path().to_path_buf(),
+            Arc::clone(&follow),
+        );
+        let got = fetcher
+            .download_watched(roots, &variant.archive, &downloads, reporter, &*follow)
+            .await;
+        follow.end();
+        if got.is_ok() {
+            let total = index.unpacked_size();
+            while !stream.is_finished() {
+                reporter.progress(Phase::Extract, stream.done(), total);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let streamed = stream.join();
+        (got?, Some(streamed))
+    };
+    let result = match streamed {
+        Some(Ok(s)) if streamed_is_whole(&archive, &index, &s)? => {
+            extract::complete(&index, tx.path(), s.syncer, reporter)
+        }
+        other => {
+            if let Some(Err(why)) = other {
+                tracing::debug!("unpacking while downloading stopped: {why}");
+            }
+            drop(tx);
+            tx = Transaction::begin(cache, &name)?;
+            extract(&archive, &index, tx.path(), reporter)
+        }
+    }
+    .and_then(|()| tx.commit(&target.record(index)));
     if let Err(e) = result {
         if matches!(e, Error::Integrity { .. }) {
             let _ = fs_err::remove_file(&archive);
@@ -104,6 +149,16 @@ pub async fn install(
     // The archive served its purpose; installs are what the cache keeps.
     let _ = fs_err::remove_file(&archive);
     Ok((name, true))
+}
+
+/// Whether a stream's files are the whole install: the finished archive (its signed
+/// hash already checked by the download) passes the entry checks, and the stream
+/// wrote exactly its carriers. A refusal of the archive is an error.
+fn streamed_is_whole(archive: &Path, index: &FileIndex, s: &Streamed) -> Result<bool> {
+    let mut zip = extract::open(archive)?;
+    extract::check_entries(&mut zip, index)?;
+    let carriers = index.carriers();
+    Ok(s.written.len() == carriers.len() && carriers.iter().all(|f| s.written.contains(&f.path)))
 }
 
 /// Downloads, checks and parses a variant's index.

@@ -49,13 +49,14 @@ impl Seek for SharedFile {
     }
 }
 
+/// One positioned read (the handle's own position is not used).
 #[cfg(unix)]
-fn read_at(f: &std::fs::File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+pub(super) fn read_at(f: &std::fs::File, buf: &mut [u8], at: u64) -> io::Result<usize> {
     std::os::unix::fs::FileExt::read_at(f, buf, at)
 }
 
 #[cfg(windows)]
-fn read_at(f: &std::fs::File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+pub(super) fn read_at(f: &std::fs::File, buf: &mut [u8], at: u64) -> io::Result<usize> {
     // Moves the handle's own cursor, which no one else uses.
     std::os::windows::fs::FileExt::seek_read(f, buf, at)
 }

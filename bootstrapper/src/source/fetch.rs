@@ -19,12 +19,13 @@ use peft_manifest::{Blob, Sha256Hasher};
 use reqwest::StatusCode;
 use url::Url;
 
-use super::Root;
+use super::local::copy_local;
+use super::{NoWatch, Root, Watch};
 use crate::env;
 use crate::error::{Error, Result, human_bytes};
 use crate::report::{Phase, Reporter};
 
-enum Failure {
+pub(super) enum Failure {
     /// Try again later or elsewhere; the partial file is still good.
     Network(String),
     /// The source sent wrong bytes; the partial file was discarded.
@@ -153,6 +154,20 @@ impl Fetcher {
         downloads: &Path,
         reporter: &dyn Reporter,
     ) -> Result<PathBuf> {
+        self.download_watched(roots, blob, downloads, reporter, &NoWatch)
+            .await
+    }
+
+    /// [`Fetcher::download`], telling `watch` how the partial file grows (only when
+    /// the blob is not already complete in `downloads`).
+    pub async fn download_watched(
+        &self,
+        roots: &[Root],
+        blob: &Blob,
+        downloads: &Path,
+        reporter: &dyn Reporter,
+        watch: &dyn Watch,
+    ) -> Result<PathBuf> {
         let hex = blob.sha256.hex();
         let done = downloads.join(&hex);
         if done.is_file() {
@@ -172,8 +187,13 @@ impl Fetcher {
         for root in roots {
             let from = root.describe(&blob.path());
             let result = match root {
-                Root::Http(base) => self.download_http(base, blob, &partial, reporter).await,
-                Root::Dir(dir) => copy_local(&dir.join(blob.path()), blob, &partial, reporter),
+                Root::Http(base) => {
+                    self.download_http(base, blob, &partial, reporter, watch)
+                        .await
+                }
+                Root::Dir(dir) => {
+                    copy_local(&dir.join(blob.path()), blob, &partial, reporter, watch)
+                }
             };
             match result {
                 Ok(()) => {
@@ -210,6 +230,7 @@ impl Fetcher {
         blob: &Blob,
         partial: &Path,
         reporter: &dyn Reporter,
+        watch: &dyn Watch,
     ) -> Result<(), Failure> {
         let url = base
             .join(&blob.path())
@@ -230,6 +251,7 @@ impl Fetcher {
         file.set_len(have).map_err(|e| storage("writing", e))?;
         file.seek(SeekFrom::Start(have))
             .map_err(|e| storage("writing", e))?;
+        watch.attempt(have);
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let mut failures = 0u32;
         let mut last_error = String::new();
@@ -274,6 +296,7 @@ impl Fetcher {
                 f.seek(SeekFrom::Start(0))
                     .map_err(|e| storage("writing", e))?;
                 have = 0;
+                watch.attempt(0);
                 hasher = Sha256Hasher::new();
                 if status == StatusCode::RANGE_NOT_SATISFIABLE {
                     continue;
@@ -291,9 +314,14 @@ impl Fetcher {
                                 blob.size
                             )));
                         }
+                        let before = out.buffer().len();
                         out.write_all(&bytes).map_err(|e| storage("writing", e))?;
                         hasher.update(&bytes);
                         have += bytes.len() as u64;
+                        if out.buffer().len() < before + bytes.len() {
+                            // The buffer went to the file: others can read it now.
+                            watch.grew(have - out.buffer().len() as u64);
+                        }
                         progressed = true;
                         reporter.progress(Phase::Download, have, blob.size);
                     }
@@ -319,6 +347,7 @@ impl Fetcher {
         // power cut can cost a fresh download, never a wrong install.
         out.flush().map_err(|e| storage("writing", e))?;
         drop(out);
+        watch.grew(have);
         let got = hasher.finish();
         if got != blob.sha256 {
             let _ = fs_err::remove_file(partial);
@@ -387,56 +416,4 @@ fn hash_prefix(file: &mut File, n: u64) -> std::io::Result<Sha256Hasher> {
 pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
     let (digest, n) = peft_manifest::Sha256::of_reader(File::open(path)?)?;
     Ok((digest.hex(), n))
-}
-
-/// Copies a blob from a local folder (offline folder or `file://` repository),
-/// hashing as it goes, with progress for slow media.
-fn copy_local(
-    src: &Path,
-    blob: &Blob,
-    partial: &Path,
-    reporter: &dyn Reporter,
-) -> Result<(), Failure> {
-    let mut input = File::open(src).map_err(|e| Failure::Network(e.to_string()))?;
-    let len = input
-        .metadata()
-        .map_err(|e| Failure::Network(e.to_string()))?
-        .len();
-    if len != blob.size {
-        return Err(Failure::Integrity(format!(
-            "{} is {len} bytes, the manifest says {}",
-            src.display(),
-            blob.size
-        )));
-    }
-    let storage = |e| Failure::Fatal(Error::storage("writing", partial, e));
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(partial).map_err(storage)?);
-    let mut h = Sha256Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = input
-            .read(&mut buf)
-            .map_err(|e| Failure::Network(e.to_string()))?;
-        if k == 0 {
-            break;
-        }
-        if n + k as u64 > blob.size {
-            break;
-        }
-        h.update(&buf[..k]);
-        out.write_all(&buf[..k]).map_err(storage)?;
-        n += k as u64;
-        reporter.progress(Phase::Download, n, blob.size);
-    }
-    out.flush().map_err(storage)?;
-    let got = h.finish();
-    if n != blob.size || got != blob.sha256 {
-        let _ = fs_err::remove_file(partial);
-        return Err(Failure::Integrity(format!(
-            "SHA-256 is {got}, the manifest says {}",
-            blob.sha256
-        )));
-    }
-    Ok(())
 }

@@ -3,11 +3,14 @@
 
 mod accept;
 mod fetch;
+mod local;
 mod offline;
+mod watch;
 
 pub use accept::{Trust, accept_signed};
 pub use fetch::{Fetcher, hash_file};
 pub use offline::{Shelf, discover, too_old_offline};
+pub use watch::{NoWatch, Watch};
 
 use std::path::PathBuf;
 

@@ -1,0 +1,385 @@
+//! Unpacking the archive while it downloads.
+//!
+//! A zip's table of contents (the central directory) is at its end, but every entry
+//! is preceded by a local header with its name and sizes, and `peft-release pack`
+//! writes those sizes in place (no data descriptors). So a [`Stream`] follows the
+//! `.partial` file as the download writes it ([`Follow`], told by the fetcher through
+//! [`Watch`]): one thread reads the local headers in order and checks each entry
+//! against the signed index before anything is written (a safe path, listed, a
+//! carrier, its signed size, not seen before), and the workers inflate, hash and
+//! write the entries as their bytes arrive, each file checked against its signed
+//! hash, exactly as [`super::extract`] does.
+//!
+//! This is only a head start: the result counts only when the download completes
+//! with the archive's signed hash, the complete archive passes
+//! [`super::extract::check_entries`], and the streamed files are exactly the
+//! index's carriers. Anything else (a new download attempt, a server that ignored
+//! `Range`, an archive this reader does not follow, a refused entry) ends the
+//! stream; the caller then discards its folder and unpacks the finished archive
+//! the ordinary way, which also gives any refusal its usual message.
+
+use fs_err::File;
+use std::collections::HashSet;
+use std::io::{self, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use peft_manifest::{FileEntry, FileIndex, check_entry_path};
+
+use super::durable::Syncer;
+use super::extract::write_verified;
+use super::shared_file::read_at;
+use crate::source::Watch;
+
+const LOCAL_HEADER: u32 = 0x0403_4b50;
+const CENTRAL_HEADER: u32 = 0x0201_4b50;
+const END_OF_CENTRAL: u32 = 0x0605_4b50;
+/// Entries waiting for a worker at most (each is a few numbers, not data).
+const QUEUE: usize = 64;
+
+/// How far the partial file is written; shared by the fetcher and the stream.
+#[derive(Debug, Default)]
+pub struct Follow {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    attempt: u64,
+    len: u64,
+    ended: bool,
+}
+
+impl Watch for Follow {
+    fn attempt(&self, len: u64) {
+        let mut s = self.lock();
+        s.attempt += 1;
+        s.len = len;
+        self.changed.notify_all();
+    }
+    fn grew(&self, len: u64) {
+        self.lock().len = len;
+        self.changed.notify_all();
+    }
+}
+
+impl Follow {
+    /// No more bytes will come (the download finished or failed).
+    pub fn end(&self) {
+        self.lock().ended = true;
+        self.changed.notify_all();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for the first attempt, the only one a stream follows; `None` when the
+    /// download ended without one.
+    fn first_attempt(&self) -> Option<u64> {
+        let mut s = self.lock();
+        while s.attempt == 0 && !s.ended {
+            s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+        (s.attempt != 0).then_some(1)
+    }
+
+    /// Waits until more than `pos` bytes of `attempt` are written; returns how many.
+    fn past(&self, pos: u64, attempt: u64) -> io::Result<u64> {
+        let mut s = self.lock();
+        loop {
+            if s.attempt != attempt {
+                return Err(io::Error::other("the download started over"));
+            }
+            if s.len > pos {
+                return Ok(s.len);
+            }
+            if s.ended {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Reads `[pos, end)` of the partial file, waiting for bytes still to come.
+struct Tail<'a> {
+    follow: &'a Follow,
+    file: &'a File,
+    attempt: u64,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Tail<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.end || buf.is_empty() {
+            return Ok(0);
+        }
+        let have = self.follow.past(self.pos, self.attempt)?;
+        let n = (have.min(self.end) - self.pos).min(buf.len() as u64) as usize;
+        let k = read_at(self.file.file(), &mut buf[..n], self.pos)?;
+        if k == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.pos += k as u64;
+        Ok(k)
+    }
+}
+
+/// What a finished stream leaves for the caller.
+#[derive(Debug)]
+pub struct Streamed {
+    /// The carriers written and verified.
+    pub written: HashSet<String>,
+    /// Their files, still being synced.
+    pub syncer: Syncer,
+}
+
+/// One entry, located and checked, for a worker.
+struct Job {
+    name: String,
+    want: FileEntry,
+    data: u64,
+    compressed: u64,
+    deflated: bool,
+}
+
+/// A running stream; see the module documentation.
+#[derive(Debug)]
+pub struct Stream {
+    done: Arc<AtomicU64>,
+    thread: JoinHandle<Result<Streamed, String>>,
+}
+
+impl Stream {
+    /// Starts following `partial` (once the fetcher's first attempt begins) and
+    /// unpacking it into the empty folder `dest`.
+    pub fn start(partial: PathBuf, index: FileIndex, dest: PathBuf, follow: Arc<Follow>) -> Stream {
+        let done = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&done);
+        let thread = std::thread::spawn(move || run(&partial, &index, &dest, &follow, &counter));
+        Stream { done, thread }
+    }
+
+    /// Bytes written so far.
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Waits for the end; `Err` says why the stream gave up.
+    pub fn join(self) -> Result<Streamed, String> {
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err("the unpacking thread panicked".into()))
+    }
+}
+
+fn run(
+    partial: &std::path::Path,
+    index: &FileIndex,
+    dest: &std::path::Path,
+    follow: &Follow,
+    done: &AtomicU64,
+) -> Result<Streamed, String> {
+    let attempt = follow
+        .first_attempt()
+        .ok_or("the download ended before it began")?;
+    let file = File::open(partial).map_err(|e| e.to_string())?;
+    let syncer = Syncer::start();
+    let failed = AtomicBool::new(false);
+    let (tx, rx) = sync_channel::<Job>(QUEUE);
+    let rx = Mutex::new(rx);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .clamp(1, 8);
+    let (parsed, results) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut buf = vec![0u8; 1 << 20];
+                    let mut written = Vec::new();
+                    let mut error = None;
+                    loop {
+                        let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                        let Ok(job) = job else {
+                            return error.map_or(Ok(written), Err);
+                        };
+                        // After a failure, keep taking jobs (so the reader never
+                        // blocks on a full queue) but do nothing with them.
+                        if failed.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        let mut tail = Tail {
+                            follow,
+                            file: &file,
+                            attempt,
+                            pos: job.data,
+                            end: job.data + job.compressed,
+                        };
+                        let path = dest.join(&job.name);
+                        let r = if job.deflated {
+                            let mut inflate = flate2::read::DeflateDecoder::new(
+                                BufReader::with_capacity(256 << 10, tail),
+                            );
+                            write_verified(
+                                &mut inflate,
+                                &path,
+                                &job.name,
+                                &job.want,
+                                &mut buf,
+                                done,
+                            )
+                        } else {
+                            write_verified(&mut tail, &path, &job.name, &job.want, &mut buf, done)
+                        };
+                        match r {
+                            Ok(f) => {
+                                syncer.add(f);
+                                written.push(job.name);
+                            }
+                            Err(e) => {
+                                failed.store(true, Ordering::Relaxed);
+                                error = Some(e.to_string());
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let parsed = parse(index, follow, &file, attempt, &tx, &failed);
+        if parsed.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        drop(tx);
+        let results: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a worker panicked".into())))
+            .collect();
+        (parsed, results)
+    });
+    parsed?;
+    let mut written = HashSet::new();
+    for r in results {
+        written.extend(r?);
+    }
+    Ok(Streamed { written, syncer })
+}
+
+/// Reads the local headers in order, handing each checked entry to the workers.
+fn parse(
+    index: &FileIndex,
+    follow: &Follow,
+    file: &File,
+    attempt: u64,
+    tx: &std::sync::mpsc::SyncSender<Job>,
+    failed: &AtomicBool,
+) -> Result<(), String> {
+    let carriers: HashSet<&str> = index.carriers().iter().map(|f| f.path.as_str()).collect();
+    let mut seen = HashSet::new();
+    let mut pos = 0u64;
+    let read = |pos: u64, n: usize| -> Result<Vec<u8>, String> {
+        let mut v = vec![0u8; n];
+        let mut tail = Tail {
+            follow,
+            file,
+            attempt,
+            pos,
+            end: pos + n as u64,
+        };
+        tail.read_exact(&mut v)
+            .map_err(|e| format!("at byte {pos}: {e}"))?;
+        Ok(v)
+    };
+    while !failed.load(Ordering::Relaxed) {
+        let sig = read(pos, 4)?;
+        match u32::from_le_bytes([sig[0], sig[1], sig[2], sig[3]]) {
+            LOCAL_HEADER => {}
+            CENTRAL_HEADER | END_OF_CENTRAL => return Ok(()),
+            other => return Err(format!("no local header at byte {pos} ({other:#x})")),
+        }
+        let h = read(pos + 4, 26)?;
+        let u16_at = |i: usize| u64::from(u16::from_le_bytes([h[i], h[i + 1]]));
+        let u32_at = |i: usize| u64::from(u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+        let (flags, method) = (u16_at(2), u16_at(4));
+        let (mut compressed, mut size) = (u32_at(14), u32_at(18));
+        let (name_len, extra_len) = (u16_at(22), u16_at(24));
+        let rest = read(pos + 30, (name_len + extra_len) as usize)?;
+        let name = std::str::from_utf8(&rest[..name_len as usize])
+            .map_err(|_| format!("a name that is not UTF-8 at byte {pos}"))?
+            .to_string();
+        if flags & 0b1001 != 0 {
+            return Err(format!(
+                "{name:?} is encrypted or has no sizes in its header"
+            ));
+        }
+        if compressed == 0xFFFF_FFFF || size == 0xFFFF_FFFF {
+            (size, compressed) = zip64_sizes(&rest[name_len as usize..], size, compressed)
+                .ok_or_else(|| format!("{name:?} has no readable zip64 sizes"))?;
+        }
+        check_entry_path(&name).map_err(|p| format!("{name:?} {p}"))?;
+        let want = index
+            .get(&name)
+            .filter(|_| carriers.contains(name.as_str()))
+            .ok_or_else(|| format!("{name:?} is not a carrier in the signed index"))?;
+        if size != want.size || !seen.insert(name.clone()) {
+            return Err(format!("{name:?} is repeated or not of its signed size"));
+        }
+        let deflated = match method {
+            8 => true,
+            0 if compressed == size => false,
+            m => return Err(format!("{name:?} is stored with method {m}")),
+        };
+        let data = pos + 30 + name_len + extra_len;
+        let job = Job {
+            name,
+            want: want.clone(),
+            data,
+            compressed,
+            deflated,
+        };
+        tx.send(job)
+            .map_err(|_| "the workers stopped".to_string())?;
+        pos = data + compressed;
+    }
+    Err("a worker failed".into())
+}
+
+/// The 64-bit sizes from a local header's zip64 extra field (uncompressed first).
+fn zip64_sizes(mut extra: &[u8], size: u64, compressed: u64) -> Option<(u64, u64)> {
+    while extra.len() >= 4 {
+        let id = u16::from_le_bytes([extra[0], extra[1]]);
+        let len = usize::from(u16::from_le_bytes([extra[2], extra[3]]));
+        let body = extra.get(4..4 + len)?;
+        if id == 1 {
+            let mut vals = body
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
+            let size = if size == 0xFFFF_FFFF {
+                vals.next()?
+            } else {
+                size
+            };
+            let compressed = if compressed == 0xFFFF_FFFF {
+                vals.next()?
+            } else {
+                compressed
+            };
+            return Some((size, compressed));
+        }
+        extra = &extra[4 + len..];
+    }
+    None
+}
+
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;

@@ -1,0 +1,136 @@
+//! The stream follows a growing file, and gives up (for the ordinary unpack) on
+//! anything it cannot follow.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::install::fixture::{Item, bundle, streamed_bundle};
+
+/// Bytes that deflate only a little, so the archive is not tiny.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 16) as u8
+        })
+        .collect()
+}
+
+/// Writes `archive` into `partial` as a download would, in 64 KiB steps, telling
+/// `follow`. Before the last 64 KiB it waits (at most 10 s) until `ready` holds.
+fn grow(archive: &Path, partial: &Path, follow: &Follow, ready: impl Fn() -> bool) -> bool {
+    let bytes = fs_err::read(archive).expect("read");
+    let mut out = File::create(partial).expect("create");
+    follow.attempt(0);
+    let last = bytes.len().saturating_sub(64 << 10);
+    let mut waited = false;
+    for (i, chunk) in bytes.chunks(64 << 10).enumerate() {
+        if i * (64 << 10) >= last && !waited {
+            let t = Instant::now();
+            while !ready() && t.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            waited = ready();
+        }
+        out.write_all(chunk).expect("write");
+        follow.grew(((i + 1) * (64 << 10)).min(bytes.len()) as u64);
+    }
+    follow.end();
+    waited
+}
+
+#[test]
+fn files_are_written_while_the_archive_still_grows() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let (big, filler) = (noise(3 << 20, 7), noise(512 << 10, 9));
+    let (archive, index) = bundle(
+        t.path(),
+        &[
+            Item::File("lib/big.so", &big),
+            Item::File("lib/later.so", &filler),
+            Item::File("a/x.pyc", b"x"),
+            Item::File("a/y.pyc", b"yy"),
+        ],
+    );
+    let (partial, dest) = (t.path().join("p.partial"), t.path().join("dest"));
+    fs_err::create_dir_all(&dest).expect("mkdir");
+    let follow = Arc::new(Follow::default());
+    let stream = Stream::start(
+        partial.clone(),
+        index.clone(),
+        dest.clone(),
+        Arc::clone(&follow),
+    );
+    // The archive's last bytes are held back until the stream has written the big file.
+    let early = grow(&archive, &partial, &follow, || {
+        stream.done() >= big.len() as u64
+    });
+    let s = stream.join().expect("streams");
+    assert!(early, "nothing was unpacked before the download ended");
+    let mut written: Vec<_> = s.written.into_iter().collect();
+    written.sort();
+    assert_eq!(
+        written,
+        ["a/x.pyc", "a/y.pyc", "lib/big.so", "lib/later.so"]
+    );
+    s.syncer.finish(Vec::new()).expect("sync");
+    assert_eq!(fs_err::read(dest.join("lib/big.so")).expect("read"), big);
+    assert_eq!(fs_err::read(dest.join("a/y.pyc")).expect("read"), b"yy");
+}
+
+#[test]
+fn a_download_that_starts_over_ends_the_stream() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let (archive, index) = bundle(t.path(), &[Item::File("big", &noise(1 << 20, 3))]);
+    let (partial, dest) = (t.path().join("p.partial"), t.path().join("dest"));
+    fs_err::create_dir_all(&dest).expect("mkdir");
+    let follow = Arc::new(Follow::default());
+    let stream = Stream::start(partial.clone(), index, dest, Arc::clone(&follow));
+    let bytes = fs_err::read(&archive).expect("read");
+    let mut out = File::create(&partial).expect("create");
+    follow.attempt(0);
+    out.write_all(&bytes[..1000]).expect("write");
+    follow.grew(1000);
+    // A server that ignored Range: the file is written again from zero.
+    follow.attempt(0);
+    follow.end();
+    let why = stream.join().expect_err("a new attempt ends the stream");
+    assert!(why.contains("started over"), "{why}");
+}
+
+#[test]
+fn sizes_only_in_data_descriptors_end_the_stream() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let (archive, index) = streamed_bundle(t.path(), &[Item::File("a", b"hello")]);
+    let (partial, dest) = (t.path().join("p.partial"), t.path().join("dest"));
+    fs_err::create_dir_all(&dest).expect("mkdir");
+    let follow = Arc::new(Follow::default());
+    let stream = Stream::start(partial.clone(), index, dest.clone(), Arc::clone(&follow));
+    grow(&archive, &partial, &follow, || true);
+    let why = stream.join().expect_err("the stream cannot follow it");
+    assert!(why.contains("no sizes in its header"), "{why}");
+    assert!(!dest.join("a").exists());
+}
+
+#[test]
+fn an_entry_outside_the_index_is_refused_before_it_is_written() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let (archive, mut index) = bundle(
+        t.path(),
+        &[Item::File("a", b"fine"), Item::File("evil", b"bad")],
+    );
+    index.files.retain(|f| f.path != "evil");
+    let (partial, dest) = (t.path().join("p.partial"), t.path().join("dest"));
+    fs_err::create_dir_all(&dest).expect("mkdir");
+    let follow = Arc::new(Follow::default());
+    let stream = Stream::start(partial.clone(), index, dest.clone(), Arc::clone(&follow));
+    grow(&archive, &partial, &follow, || true);
+    let why = stream.join().expect_err("refused");
+    assert!(why.contains("\"evil\" is not a carrier"), "{why}");
+    assert!(!dest.join("evil").exists());
+}
