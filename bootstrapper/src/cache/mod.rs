@@ -82,8 +82,12 @@ pub struct ChannelState {
 
 /// `versions/<dir>/.peft-install.json`: what an install is, with its full index so
 /// `verify` can re-check it without the network.
+///
+/// `I` is the index's type: [`FileIndex`], or [`Skipped`] where only the head is
+/// wanted (the cached `ensure`, which must answer in a few milliseconds and should
+/// not build 3,000 index entries to do so).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InstallRecord {
+pub struct InstallRecord<I = FileIndex> {
     pub version: String,
     pub variant: String,
     pub channel: String,
@@ -93,8 +97,11 @@ pub struct InstallRecord {
     pub archive_sha256: String,
     pub manifest_serial: u64,
     pub installed_at: String,
-    pub index: FileIndex,
+    pub index: I,
 }
+
+/// An index read past without being built.
+pub type Skipped = serde::de::IgnoredAny;
 
 /// The exclusive writer lock; released on drop.
 #[derive(Debug)]
@@ -224,6 +231,11 @@ impl Cache {
 
     /// The record of the install in `versions/<dir>`, if it is complete.
     pub fn record(&self, dir: &str) -> Result<Option<InstallRecord>> {
+        read_json(&self.versions().join(dir).join(INSTALL_RECORD))
+    }
+
+    /// [`Cache::record`] without its index.
+    pub fn record_head(&self, dir: &str) -> Result<Option<InstallRecord<Skipped>>> {
         read_json(&self.versions().join(dir).join(INSTALL_RECORD))
     }
 

@@ -41,7 +41,7 @@ async fn provide(ctx: &Session<'_>) -> Result<std::result::Result<PathBuf, Next>
         cache.clear_pending(&lock)?;
     }
     if let Some(cur) = cache.current()?
-        && let Some(rec) = cache.record(&cur.dir)?
+        && let Some(rec) = cache.record_head(&cur.dir)?
         && usable(&rec, s)
         && executable(&cache.versions().join(&cur.dir), &rec.entry).is_file()
     {

@@ -59,11 +59,11 @@ pub async fn run(command: Command, session: &Session<'_>) -> Result<Next> {
     }
 }
 
-pub(crate) fn ready(
+pub(crate) fn ready<I>(
     reporter: &dyn Reporter,
     cache: &Cache,
     dir: &str,
-    rec: &InstallRecord,
+    rec: &InstallRecord<I>,
     source: Source,
 ) -> PathBuf {
     let d = cache.versions().join(dir);
@@ -137,7 +137,7 @@ pub(crate) fn choose<'m>(
 }
 
 /// Whether an installed record may serve this request without the network.
-pub(crate) fn usable(rec: &InstallRecord, s: &Settings) -> bool {
+pub(crate) fn usable<I>(rec: &InstallRecord<I>, s: &Settings) -> bool {
     let ui_ok = match &s.ui_version {
         None => true,
         Some(ui) => rec
