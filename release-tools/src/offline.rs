@@ -21,15 +21,21 @@ use peft_manifest::{Blob, Manifest, Sha256Hasher};
 use crate::error::{ReleaseError, Result};
 use crate::layout::{Repo, write_atomic};
 
-/// The inputs of `offline`.
-#[derive(Debug, Clone)]
+/// The inputs of `offline`, also its command line (`peft-release offline --help`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct OfflineArgs {
+    #[arg(long, value_name = "REPO")]
     pub repo: PathBuf,
+    #[arg(long, value_name = "C")]
     pub channel: String,
+    /// The folder to write (created; a USB stick or share).
+    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Variant ids; all of the manifest's when empty.
+    /// A variant to include (repeatable); all of the channel's when none is named.
+    #[arg(long = "variant", value_name = "ID")]
     pub variants: Vec<String>,
-    /// Every kept release of each variant instead of the newest only.
+    /// Every kept release of each variant, not only the newest.
+    #[arg(long)]
     pub all_releases: bool,
 }
 

@@ -46,18 +46,33 @@ impl PendingRelease {
     }
 }
 
-/// The inputs of `pack`.
-#[derive(Debug, Clone)]
+/// The inputs of `pack`, also its command line (`peft-release pack --help`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct PackArgs {
+    #[arg(long, value_name = "REPO")]
     pub repo: PathBuf,
+    /// The folder to ship (e.g. a PyInstaller onedir's parent).
+    #[arg(long, value_name = "DIR")]
     pub input: PathBuf,
+    #[arg(long, value_name = "SEMVER")]
     pub version: Version,
+    /// The variant id, from the catalogue.
+    #[arg(long, value_name = "ID")]
     pub variant: String,
+    /// The executable's path inside the folder, with '/'.
+    #[arg(long, value_name = "REL")]
     pub entry: String,
+    /// A variant catalogue instead of the built-in manifests/variants.json.
+    #[arg(long = "variants", value_name = "FILE")]
     pub variants_file: Option<PathBuf>,
+    /// The UI versions this release serves.
+    #[arg(long, value_name = "RANGE", default_value = "*")]
     pub ui_compat: VersionReq,
+    /// Release notes.
+    #[arg(long)]
     pub notes: Option<String>,
-    /// Make deltas from this many earlier releases of the variant (0: none).
+    /// Make deltas from this many earlier releases of the variant in the repository.
+    #[arg(long, value_name = "K", default_value_t = 3)]
     pub deltas: usize,
 }
 

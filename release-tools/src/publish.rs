@@ -25,19 +25,34 @@ use crate::keys::{load_secret, sign};
 use crate::layout::{Repo, write_atomic};
 use crate::pack::PendingRelease;
 
-/// The inputs of `publish`.
-#[derive(Debug, Clone)]
+/// The inputs of `publish`, also its command line (`peft-release publish --help`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct PublishArgs {
+    #[arg(long, value_name = "REPO")]
     pub repo: PathBuf,
+    #[arg(long, value_name = "C")]
     pub channel: String,
+    /// The secret key (password in PEFT_RELEASE_KEY_PASSWORD if it has one).
+    #[arg(long, value_name = "KEYFILE")]
     pub key: PathBuf,
+    /// Days until the manifest expires (or a number with s, m, h, d).
+    #[arg(long, value_name = "DAYS", default_value = "30", value_parser = parse_duration)]
     pub expires_in: Duration,
+    /// The oldest bootstrapper that may read this manifest.
+    #[arg(long, value_name = "SEMVER")]
     pub min_bootstrapper: Option<Version>,
+    /// Mirror repository roots, tried in order (replaces the current list).
+    #[arg(long = "mirror", value_name = "URL")]
     pub mirrors: Option<Vec<String>>,
+    /// How many releases the manifest keeps.
+    #[arg(long, default_value_t = 10)]
     pub keep: usize,
-    /// Bootstrapper builds to list (`--bootstrapper os-arch=PATH`).
+    /// A peft-bootstrap build to list for self-update (repeatable), e.g.
+    /// linux-x86_64=target/release/peft-bootstrap.
+    #[arg(long = "bootstrapper", value_name = "OS-ARCH=PATH", value_parser = parse_bootstrapper)]
     pub bootstrapper: Vec<BootstrapperInput>,
-    /// Their version, instead of asking each build's `--version`.
+    /// The version of those builds, when they cannot run here to say it.
+    #[arg(long, value_name = "SEMVER")]
     pub bootstrapper_version: Option<Version>,
 }
 
