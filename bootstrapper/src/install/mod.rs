@@ -126,11 +126,15 @@ pub async fn install(
         let streamed = stream.join();
         (got?, Some(streamed))
     };
-    let result = match streamed {
-        Some(Ok(s)) if streamed_is_whole(&archive, &index, &s)? => {
-            extract::complete(&index, tx.path(), s.syncer, reporter)
-        }
-        other => {
+    // A refusal here goes through the same cleanup as any other failure below.
+    let whole = match &streamed {
+        Some(Ok(s)) => streamed_is_whole(&archive, &index, s),
+        _ => Ok(false),
+    };
+    let result = match (whole, streamed) {
+        (Err(e), _) => Err(e),
+        (Ok(true), Some(Ok(s))) => extract::complete(&index, tx.path(), s.syncer, reporter),
+        (_, other) => {
             if let Some(Err(why)) = other {
                 tracing::debug!("unpacking while downloading stopped: {why}");
             }
