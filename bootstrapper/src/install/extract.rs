@@ -132,9 +132,7 @@ pub fn extract(
         errors: Mutex::new(Vec::new()),
         syncer: Syncer::start(),
     };
-    let workers = std::thread::available_parallelism()
-        .map_or(2, usize::from)
-        .clamp(1, MAX_WORKERS);
+    let workers = workers();
     std::thread::scope(|s| {
         // Each worker holds a sender; the channel closes when the last one ends.
         let (alive, ended) = std::sync::mpsc::channel::<()>();
@@ -172,13 +170,10 @@ pub(super) fn complete(
     reporter: &dyn Reporter,
 ) -> Result<()> {
     let total = index.unpacked_size();
-    let mut done: u64 = index.carriers().iter().map(|f| f.size).sum();
+    let carriers = index.carriers();
+    let mut done: u64 = carriers.iter().map(|f| f.size).sum();
     reporter.progress(Phase::Extract, done, total);
-    let carrier_of: HashMap<_, _> = index
-        .carriers()
-        .into_iter()
-        .map(|f| (f.sha256, f))
-        .collect();
+    let carrier_of: HashMap<_, _> = carriers.into_iter().map(|f| (f.sha256, f)).collect();
     for f in &index.files {
         let Some(c) = carrier_of.get(&f.sha256).filter(|c| c.path != f.path) else {
             continue;
@@ -206,6 +201,13 @@ pub(super) fn complete(
 
 /// Workers at most; beyond this the disk, not the CPU, is the limit.
 const MAX_WORKERS: usize = 8;
+
+/// How many threads unpack: one per core, at most [`MAX_WORKERS`].
+pub(super) fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .clamp(1, MAX_WORKERS)
+}
 /// How often the unpack reports progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 

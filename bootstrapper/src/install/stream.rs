@@ -30,7 +30,7 @@ use std::thread::JoinHandle;
 use peft_manifest::{FileEntry, FileIndex, check_entry_path};
 
 use super::durable::Syncer;
-use super::extract::write_verified;
+use super::extract::{workers, write_verified};
 use super::shared_file::read_at;
 use crate::source::Watch;
 
@@ -198,9 +198,7 @@ fn run(
     let failed = AtomicBool::new(false);
     let (tx, rx) = sync_channel::<Job>(QUEUE);
     let rx = Mutex::new(rx);
-    let workers = std::thread::available_parallelism()
-        .map_or(2, usize::from)
-        .clamp(1, 8);
+    let workers = workers();
     let (parsed, results) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
