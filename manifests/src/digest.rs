@@ -117,6 +117,104 @@ impl Sha256Hasher {
     }
 }
 
+/// A writer that hashes what passes through it and refuses to go past `cap` bytes:
+/// what every copy of signed content (a download, a blob, a patched file) goes through.
+#[derive(Debug)]
+pub struct CappedWriter<W> {
+    inner: W,
+    hasher: Sha256Hasher,
+    written: u64,
+    cap: u64,
+}
+
+impl<W: std::io::Write> CappedWriter<W> {
+    pub fn new(inner: W, cap: u64) -> Self {
+        CappedWriter {
+            inner,
+            hasher: Sha256Hasher::new(),
+            written: 0,
+            cap,
+        }
+    }
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+    /// Copies everything `from` yields into this writer through `buf`; `grew` hears
+    /// the running total. Returns the bytes this call copied. A file written in
+    /// pieces (a patch's frames) pumps once per piece and is hashed once, whole.
+    pub fn pump<R: std::io::Read + ?Sized>(
+        &mut self,
+        from: &mut R,
+        buf: &mut [u8],
+        mut grew: impl FnMut(u64),
+    ) -> Result<u64, CopyError> {
+        let begin = self.written;
+        loop {
+            let k = match from.read(buf) {
+                Ok(0) => return Ok(self.written - begin),
+                Ok(k) => k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CopyError::Read(e)),
+            };
+            if self.written + k as u64 > self.cap {
+                return Err(CopyError::TooLong { cap: self.cap });
+            }
+            std::io::Write::write_all(self, &buf[..k]).map_err(CopyError::Write)?;
+            grew(self.written);
+        }
+    }
+    /// The digest and length of everything written, and the inner writer.
+    pub fn finish(self) -> (Sha256, u64, W) {
+        (self.hasher.finish(), self.written, self.inner)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for CappedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.written + buf.len() as u64 > self.cap {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                CopyError::TooLong { cap: self.cap },
+            ));
+        }
+        let k = self.inner.write(buf)?;
+        self.hasher.update(&buf[..k]);
+        self.written += k as u64;
+        Ok(k)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Why [`copy_capped`] stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("reading failed: {0}")]
+    Read(std::io::Error),
+    #[error("writing failed: {0}")]
+    Write(std::io::Error),
+    #[error("the content goes on past its signed size of {cap} bytes")]
+    TooLong { cap: u64 },
+}
+
+/// Copies `from` into `to` through `buf` (callers that copy many files reuse one),
+/// hashing every byte and refusing to write past `cap` bytes; `grew` hears the
+/// running total. Returns the digest and length.
+pub fn copy_capped<R: std::io::Read + ?Sized, W: std::io::Write + ?Sized>(
+    from: &mut R,
+    to: &mut W,
+    cap: u64,
+    buf: &mut [u8],
+    grew: impl FnMut(u64),
+) -> Result<(Sha256, u64), CopyError> {
+    let mut out = CappedWriter::new(to, cap);
+    out.pump(from, buf, grew)?;
+    let (digest, n, _) = out.finish();
+    Ok((digest, n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +244,27 @@ mod tests {
         assert!(upper.parse::<Sha256>().is_err());
         assert!("abcd".parse::<Sha256>().is_err());
         assert!("g".repeat(64).parse::<Sha256>().is_err());
+    }
+
+    #[test]
+    fn a_capped_copy_hashes_and_stops_at_the_cap() {
+        let data: Vec<u8> = (0..2_500_000u32).map(|i| (i % 249) as u8).collect();
+        let mut out = Vec::new();
+        let mut seen = 0;
+        let mut buf = vec![0u8; 1 << 20];
+        let got = copy_capped(&mut &data[..], &mut out, data.len() as u64, &mut buf, |n| {
+            seen = n
+        });
+        assert_eq!(got.expect("copy"), (Sha256::of(&data), data.len() as u64));
+        assert_eq!((out, seen), (data.clone(), data.len() as u64));
+        let mut out = Vec::new();
+        let got = copy_capped(&mut &data[..], &mut out, 1_000_000, &mut buf, |_| {});
+        assert!(
+            matches!(got, Err(CopyError::TooLong { cap: 1_000_000 })),
+            "{got:?}"
+        );
+        assert!(out.len() <= 1_000_000);
+        let mut w = CappedWriter::new(Vec::new(), 3);
+        assert!(std::io::Write::write_all(&mut w, b"abcd").is_err());
     }
 }

@@ -11,8 +11,10 @@
 //! - [`validate`](mod@validate): every structural problem of a manifest or an index, all at once;
 //! - [`select`](mod@select): which release and variant this machine gets, and why;
 //! - [`trust`]: minisign verification against built-in or given public keys;
+//! - [`accept`](mod@accept): whether a signed manifest is believed (both binaries use it);
 //! - [`variants`]: the variant catalogue (`manifests/variants.json`) used by `pack`.
 
+pub mod accept;
 pub mod delta;
 mod digest;
 mod dotted;
@@ -29,7 +31,8 @@ mod sample;
 #[cfg(test)]
 mod schema_tests;
 
-pub use digest::{ParseDigestError, Sha256, Sha256Hasher};
+pub use accept::{Accepted, Policy, Refusal, accept};
+pub use digest::{CappedWriter, CopyError, ParseDigestError, Sha256, Sha256Hasher, copy_capped};
 pub use dotted::{Dotted, ParseDottedError};
 pub use hardware::{Amd, AmdGpu, Cpu, Gpu, GpuSource, Nvidia, PciDevice, Visible};
 pub use index::{FileEntry, FileIndex, PathProblem, check_entry_path};

@@ -2,17 +2,21 @@
 //! rules are in `peft_manifest::delta`).
 //!
 //! For every target file the base lacks by content: the zstd-compressed whole file,
-//! or, when the base has a file at the same path, a zstd patch that uses the base
-//! file as a reference prefix with long-distance matching and a window covering both
-//! files; whichever is smaller. Files over [`PATCH_LIMIT`] are sent whole (zstd
-//! references must stay under 2 GB).
+//! or, when the base has a file at the same path, a zstd patch (frames of the target,
+//! each compressed against the window of the base file that
+//! `peft_manifest::delta::patch_frames` names, with long-distance matching) or a
+//! bsdiff patch; whichever is smallest. Files over [`PATCH_LIMIT`] are sent whole
+//! (pack holds a base and a target file in memory).
 
 use fs_err::File;
 use std::collections::HashMap;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use peft_manifest::delta::{DeltaEntry, DeltaHeader, DeltaKind, MAGIC, needs};
+use peft_manifest::delta::container::{BSDIFF_LIMIT, WHOLE_WINDOW_LOG};
+use peft_manifest::delta::{
+    DeltaEntry, DeltaHeader, DeltaKind, Frame, needs, patch_frames, write_header,
+};
 use peft_manifest::{Blob, FileIndex};
 
 use crate::error::{ReleaseError, Result};
@@ -20,9 +24,6 @@ use crate::layout::Repo;
 
 /// The largest base or target file patched; larger ones are sent whole.
 pub const PATCH_LIMIT: u64 = (1 << 31) - (64 << 20);
-/// The largest base or target file given a bsdiff try (suffix sorting costs about
-/// nine times the file in memory and seconds per 10 MB).
-pub const BSDIFF_LIMIT: u64 = 32 << 20;
 /// Files up to this size get the strongest level; larger ones a faster one (the
 /// long-distance matcher finds what they share with their base either way).
 const STRONG_LIMIT: u64 = 16 << 20;
@@ -42,13 +43,30 @@ pub fn window_log(reference: u64, target: u64) -> u32 {
 pub fn compress_whole(target: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut enc = zstd::stream::Encoder::new(Vec::new(), level_for(target.len() as u64))?;
     enc.long_distance_matching(true)?;
-    enc.window_log(window_log(0, target.len() as u64).max(27))?;
+    enc.window_log(window_log(0, target.len() as u64).min(WHOLE_WINDOW_LOG))?;
     enc.include_checksum(true)?;
     enc.write_all(target)?;
     enc.finish()
 }
 
-/// `target` compressed against `reference` (zstd patch-from).
+/// `target` as the frames `patch_frames` places, each compressed against its window
+/// of `reference`: the frames (with their lengths) and the payload.
+pub fn compress_framed(reference: &[u8], target: &[u8]) -> std::io::Result<(Vec<Frame>, Vec<u8>)> {
+    let mut payload = Vec::new();
+    let mut at = 0usize;
+    let mut frames = patch_frames(reference.len() as u64, target.len() as u64);
+    for f in &mut frames {
+        let start = f.reference_start as usize;
+        let window = &reference[start..start + f.reference_len as usize];
+        let piece = compress_patch(window, &target[at..at + f.out as usize])?;
+        f.len = piece.len() as u64;
+        payload.extend_from_slice(&piece);
+        at += f.out as usize;
+    }
+    Ok((frames, payload))
+}
+
+/// `target` compressed against `reference` (zstd patch-from), as one frame.
 pub fn compress_patch(reference: &[u8], target: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut enc = zstd::stream::Encoder::with_ref_prefix(
         Vec::new(),
@@ -117,10 +135,11 @@ pub fn make(
             .ok_or_else(|| ReleaseError::Usage(format!("{} is not in the input", f.path)))?;
         let data = fs_err::read(src).map_err(|e| ReleaseError::io("reading", src, e))?;
         let whole = compress_whole(&data).map_err(|e| ReleaseError::io("compressing", src, e))?;
-        let mut chosen = (DeltaKind::Whole, None, whole);
+        let mut chosen = (DeltaKind::Whole, None, Vec::new(), whole);
         if let Some(b) = base.index.get(&f.path)
             && b.size <= PATCH_LIMIT
             && f.size <= PATCH_LIMIT
+            && f.size > 0
         {
             let mut reference = Vec::with_capacity(b.size as usize);
             base_zip
@@ -132,20 +151,20 @@ pub fn make(
                 .map_err(zerr)?
                 .read_to_end(&mut reference)
                 .map_err(|e| ReleaseError::io("reading", &base.archive, e))?;
-            let patch = compress_patch(&reference, &data)
+            let (frames, patch) = compress_framed(&reference, &data)
                 .map_err(|e| ReleaseError::io("compressing", src, e))?;
-            if patch.len() < chosen.2.len() {
-                chosen = (DeltaKind::ZstdPatch, Some(b.path.clone()), patch);
+            if patch.len() < chosen.3.len() {
+                chosen = (DeltaKind::ZstdPatch, Some(b.path.clone()), frames, patch);
             }
             if b.size <= BSDIFF_LIMIT && f.size <= BSDIFF_LIMIT {
                 let patch = compress_bsdiff(&reference, &data)
                     .map_err(|e| ReleaseError::io("diffing", src, e))?;
-                if patch.len() < chosen.2.len() {
-                    chosen = (DeltaKind::Bsdiff, Some(b.path.clone()), patch);
+                if patch.len() < chosen.3.len() {
+                    chosen = (DeltaKind::Bsdiff, Some(b.path.clone()), Vec::new(), patch);
                 }
             }
         }
-        let (kind, base_path, bytes) = chosen;
+        let (kind, base_path, frames, bytes) = chosen;
         payload
             .write_all(&bytes)
             .map_err(|e| ReleaseError::io("writing", &payload_path, e))?;
@@ -157,6 +176,7 @@ pub fn make(
             len: bytes.len() as u64,
             size: f.size,
             sha256: f.sha256,
+            frames,
         });
         offset += bytes.len() as u64;
     }
@@ -170,13 +190,10 @@ pub fn make(
         to: target.version.clone(),
         entries,
     };
-    let json = serde_json::to_vec(&header).map_err(|e| ReleaseError::Usage(e.to_string()))?;
     let out_path = repo.temp_path("delta");
     let result = (|| -> std::io::Result<()> {
         let mut out = BufWriter::new(File::create(&out_path)?);
-        out.write_all(MAGIC)?;
-        out.write_all(&(json.len() as u64).to_le_bytes())?;
-        out.write_all(&json)?;
+        write_header(&mut out, &header)?;
         payload.seek(SeekFrom::Start(0))?;
         std::io::copy(&mut payload, &mut out)?;
         out.into_inner().map_err(|e| e.into_error())?.sync_all()
@@ -257,6 +274,39 @@ mod tests {
             .expect("patch")
             .apply(&base, &mut out)
             .expect("apply");
+        assert_eq!(out, target);
+    }
+
+    #[test]
+    fn a_framed_patch_finds_a_moved_edit_and_decodes_frame_by_frame() {
+        let mut x = 0x2545f4914f6cdd1du64;
+        let base: Vec<u8> = (0..20_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        // 1 MiB inserted near the start shifts everything after it.
+        let mut target = base[..3_000_000].to_vec();
+        target.extend(std::iter::repeat_n(7u8, 1 << 20));
+        target.extend_from_slice(&base[3_000_000..]);
+        let (frames, payload) = compress_framed(&base, &target).expect("framed");
+        assert_eq!(frames.len(), 3, "{frames:?}");
+        assert!(payload.len() < 100_000, "{} bytes", payload.len());
+        let (mut out, mut at) = (Vec::new(), 0usize);
+        for f in &frames {
+            let start = f.reference_start as usize;
+            let window = &base[start..start + f.reference_len as usize];
+            let mut dec =
+                zstd::stream::Decoder::with_ref_prefix(&payload[at..at + f.len as usize], window)
+                    .expect("decoder");
+            dec.window_log_max(peft_manifest::delta::container::PATCH_WINDOW_LOG)
+                .expect("wlog");
+            dec.read_to_end(&mut out).expect("decode");
+            at += f.len as usize;
+        }
         assert_eq!(out, target);
     }
 

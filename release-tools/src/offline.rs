@@ -13,10 +13,10 @@
 
 use fs_err::File;
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use peft_manifest::{Blob, Manifest, Sha256Hasher};
+use peft_manifest::{Blob, CopyError, Manifest, copy_capped};
 
 use crate::error::{ReleaseError, Result};
 use crate::layout::{Repo, write_atomic};
@@ -203,28 +203,21 @@ fn copy_blob(src: &Repo, out: &Repo, blob: &Blob, what: &str) -> Result<()> {
         1 << 20,
         File::create(&tmp).map_err(|e| ReleaseError::io("creating", &tmp, e))?,
     );
-    let mut h = Sha256Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = input
-            .read(&mut buf)
-            .map_err(|e| ReleaseError::io("reading", &from, e))?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        output
-            .write_all(&buf[..k])
-            .map_err(|e| ReleaseError::io("writing", &tmp, e))?;
-        n += k as u64;
-    }
+    let copied = copy_capped(&mut input, &mut output, blob.size, &mut buf, |_| {});
+    let (got, n) = match copied {
+        Ok(done) => done,
+        Err(CopyError::Read(e)) => return Err(ReleaseError::io("reading", &from, e)),
+        Err(CopyError::Write(e)) => return Err(ReleaseError::io("writing", &tmp, e)),
+        // Longer than signed: the check below names it a damaged repository.
+        Err(CopyError::TooLong { .. }) => (blob.sha256, blob.size + 1),
+    };
     output
         .flush()
         .and_then(|()| output.get_ref().sync_all())
         .map_err(|e| ReleaseError::io("writing", &tmp, e))?;
     drop(output);
-    if n != blob.size || h.finish() != blob.sha256 {
+    if n != blob.size || got != blob.sha256 {
         let _ = fs_err::remove_file(&tmp);
         return Err(ReleaseError::Integrity(format!(
             "{} ({what}) does not match the manifest's size and SHA-256; the repository is damaged",

@@ -1,13 +1,15 @@
 //! `peft-release verify`: check a repository as a bootstrapper would, all at once.
 //!
-//! The signature against the given public key, the manifest's structure, its expiry,
+//! The manifest goes through the bootstrapper's own acceptance
+//! (`peft_manifest::accept`: signature, parse, schema, structure, channel, expiry),
 //! and for every variant: the archive and index blobs (present, size, SHA-256), the
 //! index's soundness, and that the zip's entries are exactly the index's files.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use peft_manifest::{FileIndex, Manifest, TrustedKeys, validate, validate_index};
+use peft_manifest::accept::{judge, open};
+use peft_manifest::{FileIndex, Manifest, Policy, Refusal, TrustedKeys, validate_index};
 use time::OffsetDateTime;
 
 use crate::error::{ReleaseError, Result};
@@ -34,21 +36,23 @@ pub fn verify(root: &Path, channel: &str, pubkey: &Path) -> Result<Report> {
     let sig_path = path.with_extension("json.minisig");
     let sig =
         fs_err::read_to_string(&sig_path).map_err(|e| ReleaseError::io("reading", &sig_path, e))?;
-    let verified = keys
-        .verify(&bytes, &sig)
+    // The bootstrapper's own checks (`peft_manifest::accept`), every problem at once;
+    // no serial has been seen and the folder is judged as online.
+    let (m, verified) = open(&bytes, &sig, &keys)
         .map_err(|e| ReleaseError::Integrity(format!("{}: {e}", path.display())))?;
-    let m = Manifest::from_json(&bytes).map_err(|e| {
-        ReleaseError::Integrity(format!(
-            "{} is not a schema-1 manifest: {e}",
-            path.display()
-        ))
-    })?;
-    let mut problems: Vec<String> = validate(&m).iter().map(ToString::to_string).collect();
-    if m.channel != channel {
-        problems.push(format!("the manifest says channel {:?}", m.channel));
-    }
-    if OffsetDateTime::now_utc() > m.expires_at {
-        problems.push(format!("the manifest expired at {}", m.expires_at));
+    let policy = Policy {
+        channel,
+        keys: &keys,
+        offline: false,
+        highest_serial: 0,
+        now: OffsetDateTime::now_utc(),
+    };
+    let mut problems: Vec<String> = Vec::new();
+    for r in judge(&m, &policy) {
+        match r {
+            Refusal::Malformed(list) => problems.extend(list.iter().map(ToString::to_string)),
+            other => problems.push(other.to_string()),
+        }
     }
     let mut blobs = BTreeMap::new();
     for r in &m.releases {

@@ -10,14 +10,14 @@
 
 use fs_err::{File, OpenOptions};
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use peft_manifest::{FileEntry, FileIndex, Sha256Hasher, check_entry_path};
+use peft_manifest::{CopyError, FileEntry, FileIndex, check_entry_path, copy_capped};
 
 use super::durable::Syncer;
 use super::shared_file::SharedFile;
@@ -209,7 +209,7 @@ pub(super) fn workers() -> usize {
         .clamp(1, MAX_WORKERS)
 }
 /// How often the unpack reports progress.
-const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+pub(super) const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// Opens a zip written from its first byte, as `peft-release pack` writes them (so
 /// the central directory is read once, without a search for an archive offset).
@@ -319,28 +319,25 @@ pub(super) fn write_verified(
         .create_new(true)
         .open(path)
         .map_err(|e| Error::storage("creating", path, e))?;
-    let mut hasher = Sha256Hasher::new();
-    let mut written = 0u64;
-    loop {
-        let n = input
-            .read(buf)
-            .map_err(|err| refuse(format!("the entry {name:?} does not inflate: {err}")))?;
-        if n == 0 {
-            break;
-        }
-        written += n as u64;
-        if written > want.size {
+    let mut seen = 0;
+    let copied = copy_capped(input, &mut out, want.size, buf, |n| {
+        done.fetch_add(n - seen, Ordering::Relaxed);
+        seen = n;
+    });
+    let (got, written) = match copied {
+        Ok(c) => c,
+        Err(CopyError::Read(err)) => {
             return Err(refuse(format!(
-                "the entry {name:?} inflates beyond its {} bytes",
-                want.size
+                "the entry {name:?} does not inflate: {err}"
             )));
         }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(|err| Error::storage("writing", path, err))?;
-        done.fetch_add(n as u64, Ordering::Relaxed);
-    }
-    let got = hasher.finish();
+        Err(CopyError::Write(err)) => return Err(Error::storage("writing", path, err)),
+        Err(CopyError::TooLong { cap }) => {
+            return Err(refuse(format!(
+                "the entry {name:?} inflates beyond its {cap} bytes"
+            )));
+        }
+    };
     if written != want.size || got != want.sha256 {
         return Err(refuse(format!(
             "the file {name:?} has SHA-256 {got}, the index says {}",
@@ -351,8 +348,10 @@ pub(super) fn write_verified(
     Ok(out)
 }
 
+/// Gives an installed file its mode: executable (0755) when the index says any
+/// execute bit, else 0644.
 #[cfg(unix)]
-fn set_mode(f: &File, mode: u32) -> std::io::Result<()> {
+pub(super) fn set_mode(f: &File, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     f.set_permissions(std::fs::Permissions::from_mode(if mode & 0o111 != 0 {
         0o755
@@ -362,7 +361,7 @@ fn set_mode(f: &File, mode: u32) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn set_mode(_f: &File, _mode: u32) -> std::io::Result<()> {
+pub(super) fn set_mode(_f: &File, _mode: u32) -> std::io::Result<()> {
     Ok(())
 }
 

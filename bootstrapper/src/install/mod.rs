@@ -13,6 +13,7 @@ mod durable;
 mod extract;
 #[cfg(test)]
 mod fixture;
+mod patch;
 pub mod probe;
 mod shared_file;
 mod stream;

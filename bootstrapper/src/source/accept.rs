@@ -1,7 +1,10 @@
-//! Accepting a channel manifest: signature first, then parse, validate, channel,
-//! rollback (serial) and expiry checks, then the serial is remembered.
+//! Fetching and accepting a channel manifest: the decisions are the core's
+//! ([`peft_manifest::accept`]); this file fetches the two files (once more when a
+//! publish lands between them), reports a refusal with a hint, warns about an
+//! expired offline manifest, and remembers the serial.
 
-use peft_manifest::{Manifest, TrustedKeys, validate};
+use peft_manifest::accept::rfc3339;
+use peft_manifest::{Manifest, Policy, Refusal, TrustedKeys, accept};
 use time::OffsetDateTime;
 
 use super::{Fetcher, Root, manifest_path};
@@ -39,13 +42,13 @@ pub async fn accept_signed(
     let sig_path = format!("{path}.minisig");
     let roots = std::slice::from_ref(root);
     let mut attempt = 0;
-    let (bytes, verified) = loop {
+    let (bytes, sig, verified) = loop {
         attempt += 1;
         let bytes = fetcher.get_small(roots, &path, MAX_MANIFEST).await?;
         let sig = fetcher.get_small(roots, &sig_path, MAX_SIGNATURE).await?;
-        let sig = String::from_utf8_lossy(&sig);
+        let sig = String::from_utf8_lossy(&sig).into_owned();
         match s.keys.verify(&bytes, &sig) {
-            Ok(v) => break (bytes, v),
+            Ok(v) => break (bytes, sig, v),
             // A publish may land between our two requests: fetch both once more.
             Err(e) if attempt == 1 && matches!(root, Root::Http(_)) => {
                 tracing::debug!("manifest signature check failed ({e}); fetching both again");
@@ -60,66 +63,25 @@ pub async fn accept_signed(
         }
     };
     tracing::debug!("manifest signed by {}", verified.key);
-    let m = Manifest::from_json(&bytes).map_err(|e| {
-        Error::integrity(format!(
-            "the signed manifest is not a schema-1 manifest this bootstrapper reads: {e}"
-        ))
-    })?;
-    if m.schema > peft_manifest::SCHEMA {
-        return Err(Error::NoVariant {
-            message: format!(
-                "the manifest uses schema {}, this bootstrapper reads schema {}",
-                m.schema,
-                peft_manifest::SCHEMA
-            ),
-            hint: Some("update PEFT Studio".into()),
-        });
-    }
-    let problems = validate(&m);
-    if !problems.is_empty() {
-        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        return Err(Error::integrity(format!(
-            "the signed manifest is malformed: {}",
-            list.join("; ")
-        )));
-    }
-    if m.channel != s.channel {
-        return Err(Error::integrity(format!(
-            "the manifest is for the channel {:?}, not {:?}: refusing a manifest served in the wrong place",
-            m.channel, s.channel
-        )));
-    }
     let mut state = cache.state()?;
     let highest = state.channels.get(s.channel).map(|c| c.serial).unwrap_or(0);
-    if m.serial < highest {
-        return Err(Error::integrity_hint(
-            format!(
-                "the manifest has serial {}, lower than serial {highest} already accepted for {:?}: a replayed old manifest",
-                m.serial, s.channel
-            ),
-            "the repository or a mirror serves an outdated manifest; the installed backend is unchanged",
+    let policy = Policy {
+        channel: s.channel,
+        keys: s.keys,
+        offline: s.offline,
+        highest_serial: highest,
+        now: OffsetDateTime::now_utc(),
+    };
+    let accepted = accept(&bytes, &sig, &policy).map_err(refused)?;
+    if let Some(at) = accepted.expired {
+        reporter.warn(format!(
+            "the offline folder's manifest expired at {}; installing from it anyway because it is offline",
+            rfc3339(&at)
         ));
     }
-    let now = OffsetDateTime::now_utc();
-    if now > m.expires_at {
-        let when = m
-            .expires_at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        if s.offline {
-            reporter.warn(format!("the offline folder's manifest expired at {when}; installing from it anyway because it is offline"));
-        } else {
-            return Err(Error::integrity_hint(
-                format!("the manifest expired at {when}"),
-                "the repository has not been republished; the installed backend is unchanged",
-            ));
-        }
-    }
+    let m = accepted.manifest;
     if m.serial > highest {
-        let published_at = m
-            .published_at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let published_at = rfc3339(&m.published_at);
         state.channels.insert(
             s.channel.to_string(),
             ChannelState {
@@ -130,4 +92,23 @@ pub async fn accept_signed(
         cache.save_state(&state, lock)?;
     }
     Ok(m)
+}
+
+/// The error and hint a refused manifest is reported with.
+fn refused(r: Refusal) -> Error {
+    match r {
+        Refusal::NewerSchema { .. } => Error::NoVariant {
+            message: r.to_string(),
+            hint: Some("update PEFT Studio".into()),
+        },
+        Refusal::Replayed { .. } => Error::integrity_hint(
+            r.to_string(),
+            "the repository or a mirror serves an outdated manifest; the installed backend is unchanged",
+        ),
+        Refusal::Expired { .. } => Error::integrity_hint(
+            r.to_string(),
+            "the repository has not been republished; the installed backend is unchanged",
+        ),
+        _ => Error::integrity(r.to_string()),
+    }
 }

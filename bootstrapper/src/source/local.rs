@@ -1,11 +1,10 @@
 //! Copying a blob from a local folder (an offline folder or a `file://` repository)
-//! into the `.partial` file, hashing as it goes.
+//! into the `.partial` file, hashing as it goes and never past the signed size.
 
 use fs_err::File;
-use std::io::{Read, Write};
 use std::path::Path;
 
-use peft_manifest::{Blob, Sha256Hasher};
+use peft_manifest::{Blob, CopyError, copy_capped};
 
 use super::Watch;
 use super::fetch::Failure;
@@ -36,26 +35,20 @@ pub(super) fn copy_local(
     let storage = |e| Failure::Fatal(Error::storage("writing", partial, e));
     let mut out = File::create(partial).map_err(storage)?;
     watch.attempt(0);
-    let mut h = Sha256Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = input
-            .read(&mut buf)
-            .map_err(|e| Failure::Network(e.to_string()))?;
-        if k == 0 {
-            break;
-        }
-        if n + k as u64 > blob.size {
-            break;
-        }
-        h.update(&buf[..k]);
-        out.write_all(&buf[..k]).map_err(storage)?;
-        n += k as u64;
+    let copied = copy_capped(&mut input, &mut out, blob.size, &mut buf, |n| {
         watch.grew(n);
         reporter.progress(Phase::Download, n, blob.size);
-    }
-    let got = h.finish();
+    });
+    let (got, n) = match copied {
+        Ok(done) => done,
+        Err(CopyError::Write(e)) => return Err(storage(e)),
+        Err(CopyError::Read(e)) => return Err(Failure::Network(e.to_string())),
+        Err(e @ CopyError::TooLong { .. }) => {
+            let _ = fs_err::remove_file(partial);
+            return Err(Failure::Integrity(format!("{}: {e}", src.display())));
+        }
+    };
     if n != blob.size || got != blob.sha256 {
         let _ = fs_err::remove_file(partial);
         return Err(Failure::Integrity(format!(

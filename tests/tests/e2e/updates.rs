@@ -69,6 +69,15 @@ fn a_delta_update_moves_under_5_percent_and_gives_exactly_the_new_version() {
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
     let input = next_version(&w, "1.0.0", "1.0.1", 2);
     w.publish(&[]);
+    // The 100 MiB library is patched in 8 MiB frames, each against its own window of
+    // the old library, so applying it needs memory for one frame, not the library.
+    let entries = delta_entries(&w);
+    let big = entries
+        .iter()
+        .find(|e| e["path"] == "peft_engine/_internal/libbig.so")
+        .expect("the library is in the delta");
+    assert_eq!(big["kind"], "zstd_patch");
+    assert_eq!(big["frames"].as_array().map(Vec::len), Some(13), "{big}");
     let before = server.blob_bytes();
     let check = w.run("update", &server.url(), "cache", &["--check"]);
     assert_eq!(exit(&check), 0, "{}", stderr(&check));
@@ -380,6 +389,14 @@ fn nix_root() -> bool {
 
 /// The kinds of the entries of the newest release's first delta.
 fn delta_kinds(w: &World) -> Vec<String> {
+    delta_entries(w)
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The entries of the newest release's first delta, as its header lists them.
+fn delta_entries(w: &World) -> Vec<serde_json::Value> {
     let m: serde_json::Value = serde_json::from_slice(
         &fs_err::read(w.path("repo/channels/stable/manifest.json")).expect("m"),
     )
@@ -389,15 +406,10 @@ fn delta_kinds(w: &World) -> Vec<String> {
         .expect("a delta")
         .to_string();
     let bytes = fs_err::read(w.path(&format!("repo/blobs/sha256/{sha}"))).expect("delta");
-    assert_eq!(&bytes[..8], b"PEFTDLT1");
+    assert_eq!(&bytes[..8], b"PEFTDLT2");
     let len = u64::from_le_bytes(bytes[8..16].try_into().expect("len")) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[16..16 + len]).expect("header");
-    header["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
-        .collect()
+    header["entries"].as_array().expect("entries").clone()
 }
 
 #[test]

@@ -1,19 +1,15 @@
 //! Deltas between two builds of a variant, and the update planner. Pure.
 //!
-//! A delta blob is a small container (`PEFTDLT1`, written by `peft-release pack`,
-//! read by `peft-bootstrap update`):
-//!
-//! ```text
-//! b"PEFTDLT1" | u64 LE header length | header JSON (DeltaHeader) | payloads...
-//! ```
-//!
-//! Every file of the target whose content (SHA-256) the base install already has is
-//! reused by reference: it costs no bytes and is not listed. Every other file has one
-//! [`DeltaEntry`]: `whole` (the file as a zstd frame), `zstd_patch` (a zstd frame
-//! compressed against the base file at `base` as a reference prefix, with long
-//! distance matching) or `bsdiff` (a BSDIFF40 patch against the base file, for files
-//! small enough to suffix-sort; it wins on recompiled libraries). Each entry carries the target's size and SHA-256, so the
-//! bootstrapper verifies every file it writes against the signed index as well.
+//! A delta blob is a small container ([`container`]: `PEFTDLT2`, written by
+//! `peft-release pack`, read by `peft-bootstrap update`). Every file of the target
+//! whose content (SHA-256) the base install already has is reused by reference: it
+//! costs no bytes and is not listed. Every other file has one [`DeltaEntry`]: `whole`
+//! (the file as a zstd frame), `zstd_patch` (zstd frames, each compressed against a
+//! window of the base file as a reference prefix, with long distance matching) or
+//! `bsdiff` (a BSDIFF40 patch against the base file, for files small enough to
+//! suffix-sort; it wins on recompiled libraries). Each entry carries the target's
+//! size and SHA-256, so the bootstrapper verifies every file it writes against the
+//! signed index as well.
 //!
 //! [`plan`] chooses between the offered deltas and the full archive by bytes;
 //! [`needs`] says which target files a delta must carry; [`actions`] tells the
@@ -22,52 +18,17 @@
 use std::collections::{HashMap, HashSet};
 
 use semver::Version;
-use serde::{Deserialize, Serialize};
+
+pub mod container;
+
+pub use container::{
+    ContainerError, DeltaEntry, DeltaHeader, DeltaKind, Frame, MAGIC, check_entry, patch_frames,
+    read_header, write_header,
+};
 
 use crate::index::FileEntry;
 use crate::model::{Blob, Delta, Variant};
 use crate::{FileIndex, Sha256};
-
-/// The container's magic bytes.
-pub const MAGIC: &[u8; 8] = b"PEFTDLT1";
-
-/// The JSON header of a delta blob.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeltaHeader {
-    pub schema: u32,
-    pub variant: String,
-    pub from: Version,
-    pub to: Version,
-    /// In payload order.
-    pub entries: Vec<DeltaEntry>,
-}
-
-/// How one target file is carried.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeltaEntry {
-    pub path: String,
-    pub kind: DeltaKind,
-    /// The base file used as the reference of a `zstd_patch`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base: Option<String>,
-    /// The payload's offset from the end of the header, and its length.
-    pub offset: u64,
-    pub len: u64,
-    /// What the file must be once written.
-    pub size: u64,
-    pub sha256: Sha256,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeltaKind {
-    /// The whole file, zstd-compressed.
-    Whole,
-    /// zstd with the base file as reference prefix.
-    ZstdPatch,
-    /// A BSDIFF40 patch (bzip2) against the base file.
-    Bsdiff,
-}
 
 /// What to download for an update.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,6 +106,8 @@ pub enum DeltaError {
     NoBaseFile { path: String, base: String },
     #[error("the delta lists {0:?}, which is not in the target")]
     Extra(String),
+    #[error("{0}")]
+    OutOfBounds(String),
 }
 
 /// One action per target file (in the target's order), or why the delta is unusable.
@@ -175,14 +138,19 @@ pub fn actions<'a>(
         if target.get(&e.path).is_none() {
             return Err(DeltaError::Extra(e.path.clone()));
         }
-        if let Some(b) = &e.base
-            && base.get(b).is_none()
-        {
-            return Err(DeltaError::NoBaseFile {
-                path: e.path.clone(),
-                base: b.clone(),
-            });
-        }
+        let base_size = match &e.base {
+            Some(b) => match base.get(b) {
+                Some(f) => Some(f.size),
+                None => {
+                    return Err(DeltaError::NoBaseFile {
+                        path: e.path.clone(),
+                        base: b.clone(),
+                    });
+                }
+            },
+            None => None,
+        };
+        check_entry(e, base_size).map_err(|why| DeltaError::OutOfBounds(why.to_string()))?;
     }
     target
         .files
@@ -235,18 +203,29 @@ mod tests {
     fn make_delta(base: &FileIndex, target: &FileIndex) -> DeltaHeader {
         let entries = needs(base, target)
             .into_iter()
-            .map(|f| DeltaEntry {
-                path: f.path.clone(),
-                kind: if base.get(&f.path).is_some() {
-                    DeltaKind::ZstdPatch
-                } else {
-                    DeltaKind::Whole
-                },
-                base: base.get(&f.path).map(|b| b.path.clone()),
-                offset: 0,
-                len: 1,
-                size: f.size,
-                sha256: f.sha256,
+            .map(|f| {
+                let patched = base.get(&f.path).filter(|_| f.size > 0);
+                DeltaEntry {
+                    path: f.path.clone(),
+                    kind: if patched.is_some() {
+                        DeltaKind::ZstdPatch
+                    } else {
+                        DeltaKind::Whole
+                    },
+                    base: patched.map(|b| b.path.clone()),
+                    offset: 0,
+                    len: 1,
+                    size: f.size,
+                    sha256: f.sha256,
+                    frames: match patched {
+                        Some(b) => {
+                            let mut frames = patch_frames(b.size, f.size);
+                            frames[0].len = 1;
+                            frames
+                        }
+                        None => vec![],
+                    },
+                }
             })
             .collect();
         DeltaHeader {
