@@ -7,14 +7,14 @@
 //! same digest, so an unchanged variant costs nothing to re-upload.
 
 use fs_err::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use std::collections::{BTreeMap, HashMap};
 
 use peft_manifest::{
-    Blob, Delta, FileEntry, FileIndex, IndexRef, Manifest, Release, Sha256Hasher, Variant,
-    VariantCatalog, check_entry_path, validate_index,
+    Blob, CopyError, Delta, FileEntry, FileIndex, IndexRef, Manifest, Release, Variant,
+    VariantCatalog, check_entry_path, copy_capped, validate_index,
 };
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
@@ -328,23 +328,17 @@ fn write_zip(dest: &Path, found: &[Found], entry: &str) -> Result<Vec<FileEntry>
         zip.start_file(e.path.as_str(), options).map_err(zerr)?;
         let mut input =
             File::open(&f.path).map_err(|err| ReleaseError::io("reading", &f.path, err))?;
-        let mut h = Sha256Hasher::new();
-        loop {
-            let k = input
-                .read(&mut buf)
-                .map_err(|err| ReleaseError::io("reading", &f.path, err))?;
-            if k == 0 {
-                break;
-            }
-            h.update(&buf[..k]);
-            zip.write_all(&buf[..k])
-                .map_err(|err| ReleaseError::io("writing", dest, err))?;
-        }
-        if h.finish() != e.sha256 {
-            return Err(ReleaseError::Usage(format!(
+        let changed = || {
+            ReleaseError::Usage(format!(
                 "{} changed while it was being packed",
                 f.path.display()
-            )));
+            ))
+        };
+        match copy_capped(&mut input, &mut zip, e.size, &mut buf, |_| {}) {
+            Ok((sha, n)) if sha == e.sha256 && n == e.size => {}
+            Ok(_) | Err(CopyError::TooLong { .. }) => return Err(changed()),
+            Err(CopyError::Read(err)) => return Err(ReleaseError::io("reading", &f.path, err)),
+            Err(CopyError::Write(err)) => return Err(ReleaseError::io("writing", dest, err)),
         }
     }
     let out = zip.finish().map_err(zerr)?;

@@ -18,6 +18,15 @@ use serde_json::Value;
 pub const MIB: usize = 1 << 20;
 
 /// The exit code of a finished run (-1 when killed by a signal).
+/// Whether the tests run as root (mounting a tmpfs needs it).
+pub fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
 pub fn exit(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
@@ -253,6 +262,35 @@ impl World {
         };
         release(&["keygen", "--out", w.path("keys").to_str().expect("utf8")]);
         w
+    }
+
+    /// The entries of the newest release's first delta, read with the core's
+    /// container decoder (so the blob must be a `PEFTDLT2` container), as JSON.
+    pub fn delta_entries(&self) -> Vec<Value> {
+        let m: Value = serde_json::from_slice(
+            &fs_err::read(self.path("repo/channels/stable/manifest.json")).expect("m"),
+        )
+        .expect("json");
+        let sha = m["releases"][0]["variants"][0]["deltas"][0]["sha256"]
+            .as_str()
+            .expect("a delta")
+            .to_string();
+        let bytes = fs_err::read(self.path(&format!("repo/blobs/sha256/{sha}"))).expect("delta");
+        let (header, _) =
+            peft_manifest::delta::read_header(&mut &bytes[..]).expect("a PEFTDLT2 delta");
+        header
+            .entries
+            .iter()
+            .map(|e| serde_json::to_value(e).expect("json"))
+            .collect()
+    }
+
+    /// The kinds of [`World::delta_entries`].
+    pub fn delta_kinds(&self) -> Vec<String> {
+        self.delta_entries()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {

@@ -63,12 +63,7 @@ async fn provide(ctx: &Session<'_>) -> Result<std::result::Result<PathBuf, Next>
     let fetcher = ctx.fetcher()?;
     let roots = ctx.roots(&root, &m);
     let provided = provision(ctx, &m, &hw, &lock, OnProbeFailure::Ensure, async |sel| {
-        let target = Target {
-            release: sel.release,
-            variant: sel.variant,
-            channel: &s.channel,
-            serial: m.serial,
-        };
+        let target = Target::chosen(sel, &m, &s.channel);
         match install(fetcher, &roots, cache, &lock, target, reporter).await {
             Ok((dir, fresh)) => {
                 // The current install proved itself when it became current.

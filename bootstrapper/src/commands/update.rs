@@ -30,12 +30,7 @@ pub async fn run(ctx: &Session<'_>, check: bool) -> Result<Next> {
     let hw = detect_here(s);
     let (mut bytes, mut from) = (0, None);
     let provided = provision(ctx, &m, &hw, &lock, OnProbeFailure::Update, async |sel| {
-        let target = Target {
-            release: sel.release,
-            variant: sel.variant,
-            channel: &s.channel,
-            serial: m.serial,
-        };
+        let target = Target::chosen(sel, &m, &s.channel);
         let name = target.name();
         let (version, variant) = (sel.release.version.to_string(), sel.variant.id.clone());
         if cache.current()?.is_some_and(|c| c.dir == name) {

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use peft_manifest::{FileIndex, Release, Sha256, Variant, validate_index};
+use peft_manifest::{FileIndex, Manifest, Release, Sha256, Variant, validate_index};
 use time::OffsetDateTime;
 
 use crate::cache::{Cache, CacheLock, InstallRecord};
@@ -48,7 +48,17 @@ pub struct Target<'a> {
     pub serial: u64,
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    /// The variant a selection chose, from the manifest of `channel` it was chosen in.
+    pub fn chosen(sel: &peft_manifest::Selection<'a>, m: &Manifest, channel: &'a str) -> Self {
+        Target {
+            release: sel.release,
+            variant: sel.variant,
+            channel,
+            serial: m.serial,
+        }
+    }
+
     /// The install's directory name under `versions/`.
     pub fn name(&self) -> String {
         Cache::install_name(&self.release.version.to_string(), &self.variant.id)

@@ -71,7 +71,7 @@ fn a_delta_update_moves_under_5_percent_and_gives_exactly_the_new_version() {
     w.publish(&[]);
     // The 100 MiB library is patched in 8 MiB frames, each against its own window of
     // the old library, so applying it needs memory for one frame, not the library.
-    let entries = delta_entries(&w);
+    let entries = w.delta_entries();
     let big = entries
         .iter()
         .find(|e| e["path"] == "peft_engine/_internal/libbig.so")
@@ -334,7 +334,7 @@ fn too_little_disk_is_exit_6_and_the_installed_backend_stays() {
         .is_ok_and(|s| s.success());
     if !mounted {
         assert!(
-            !peft_e2e::nginx::required() || !nix_root(),
+            !peft_e2e::nginx::required() || !peft_e2e::running_as_root(),
             "root could not mount a tmpfs"
         );
         eprintln!("skipping: cannot mount a small tmpfs here (not root?)");
@@ -379,39 +379,6 @@ fn too_little_disk_is_exit_6_and_the_installed_backend_stays() {
     );
 }
 
-fn nix_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-/// The kinds of the entries of the newest release's first delta.
-fn delta_kinds(w: &World) -> Vec<String> {
-    delta_entries(w)
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-/// The entries of the newest release's first delta, as its header lists them.
-fn delta_entries(w: &World) -> Vec<serde_json::Value> {
-    let m: serde_json::Value = serde_json::from_slice(
-        &fs_err::read(w.path("repo/channels/stable/manifest.json")).expect("m"),
-    )
-    .expect("json");
-    let sha = m["releases"][0]["variants"][0]["deltas"][0]["sha256"]
-        .as_str()
-        .expect("a delta")
-        .to_string();
-    let bytes = fs_err::read(w.path(&format!("repo/blobs/sha256/{sha}"))).expect("delta");
-    assert_eq!(&bytes[..8], b"PEFTDLT2");
-    let len = u64::from_le_bytes(bytes[8..16].try_into().expect("len")) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[16..16 + len]).expect("header");
-    header["entries"].as_array().expect("entries").clone()
-}
-
 #[test]
 fn a_recompiled_library_travels_as_a_bsdiff_patch_and_applies_exactly() {
     let w = World::new();
@@ -441,7 +408,7 @@ fn a_recompiled_library_travels_as_a_bsdiff_patch_and_applies_exactly() {
     w.pack_dir("1.0.1", &next, &[]);
     w.publish(&[]);
     assert_eq!(
-        delta_kinds(&w),
+        w.delta_kinds(),
         vec!["bsdiff".to_string()],
         "only the library changed, and bsdiff encodes it best"
     );
