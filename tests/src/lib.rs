@@ -95,19 +95,22 @@ fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// A command for `peft-bootstrap` with the settings' environment cleared.
+/// Every variable the bootstrapper reads at run time, read from its `env.rs` (the one
+/// list of them), so a new setting is cleared here without anyone remembering to.
+pub fn bootstrapper_vars() -> Vec<&'static str> {
+    include_str!("../../bootstrapper/src/env.rs")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub const "))
+        .filter_map(|l| l.split('"').nth(1))
+        .collect()
+}
+
+/// A command for `peft-bootstrap` with every variable it reads cleared (a
+/// developer's `PEFT_LOG` or `CUDA_VISIBLE_DEVICES` must not change a test), then
+/// fast retries and a short read timeout.
 pub fn bootstrap() -> Command {
     let mut c = Command::new(bin("peft-bootstrap"));
-    for v in [
-        "PEFT_MANIFEST_URL",
-        "PEFT_CHANNEL",
-        "PEFT_CACHE_DIR",
-        "PEFT_OFFLINE_DIR",
-        "PEFT_BACKEND_VARIANT",
-        "PEFT_TRUSTED_KEY",
-        "PEFT_UI_VERSION",
-        "CUDA_VISIBLE_DEVICES",
-    ] {
+    for v in bootstrapper_vars() {
         c.env_remove(v);
     }
     c.env("PEFT_RETRY_BASE_MS", "20")
@@ -392,5 +395,26 @@ impl World {
 impl Default for World {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_bootstrapper_variables_come_from_env_rs() {
+        let vars = super::bootstrapper_vars();
+        for v in [
+            "PEFT_MANIFEST_URL",
+            "PEFT_READ_TIMEOUT",
+            "PEFT_LOG",
+            "CUDA_VISIBLE_DEVICES",
+        ] {
+            assert!(vars.contains(&v), "{v} missing from {vars:?}");
+        }
+        assert!(
+            vars.iter()
+                .all(|v| v.chars().all(|c| c.is_ascii_uppercase() || c == '_')),
+            "{vars:?}"
+        );
     }
 }
