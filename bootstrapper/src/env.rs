@@ -22,8 +22,15 @@ pub const UI_VERSION: &str = "PEFT_UI_VERSION";
 pub const LOCK_TIMEOUT: &str = "PEFT_LOCK_TIMEOUT";
 /// Seconds without a byte before a download attempt is abandoned (default 30).
 pub const READ_TIMEOUT: &str = "PEFT_READ_TIMEOUT";
-/// First retry delay in milliseconds, doubled per attempt (default 500).
+/// First retry delay in milliseconds, doubled per attempt (default 500); a server's
+/// `Retry-After` (seconds, at most 8) lengthens it.
 pub const RETRY_BASE_MS: &str = "PEFT_RETRY_BASE_MS";
+/// Minimum-throughput rule: a download attempt that receives fewer than this many
+/// bytes in `PEFT_MIN_RATE_SECS` is abandoned and counts as a failed attempt
+/// (default 65536; `0` turns the rule off).
+pub const MIN_RATE_BYTES: &str = "PEFT_MIN_RATE_BYTES";
+/// The window of `PEFT_MIN_RATE_BYTES`, in seconds (default 30).
+pub const MIN_RATE_SECS: &str = "PEFT_MIN_RATE_SECS";
 /// Log filter for stderr (`tracing` syntax), e.g. `debug` or `peft_bootstrap=trace`.
 pub const LOG: &str = "PEFT_LOG";
 

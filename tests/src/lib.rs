@@ -36,6 +36,20 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Asserts that a `--json` run failed with exit `code`, an `error` event with that
+/// exit code whose message mentions `needle`, and no `ready` event; returns the
+/// message.
+pub fn assert_error(out: &Output, code: i32, needle: &str) -> String {
+    assert_eq!(exit(out), code, "{}", stderr(out));
+    let evs = events(out);
+    let err = event(&evs, "error").unwrap_or_else(|| panic!("no error event in {evs:?}"));
+    assert_eq!(err["exit_code"], code, "{err}");
+    let msg = err["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains(needle), "{msg:?} should mention {needle:?}");
+    assert!(event(&evs, "ready").is_none(), "{evs:?}");
+    msg
+}
+
 /// The `dir` of the `ready` event.
 pub fn ready_dir(evs: &[Value]) -> PathBuf {
     let r = event(evs, "ready").unwrap_or_else(|| panic!("no ready event in {evs:?}"));
@@ -366,8 +380,15 @@ impl World {
 
     /// `peft-bootstrap <cmd> --json` against `url` with the world's key and a cache.
     pub fn run(&self, cmd: &str, url: &str, cache: &str, extra: &[&str]) -> Output {
-        bootstrap()
-            .arg(cmd)
+        self.command(cmd, url, cache, extra)
+            .output()
+            .expect("run peft-bootstrap")
+    }
+
+    /// The command [`World::run`] runs, to add environment or spawn it.
+    pub fn command(&self, cmd: &str, url: &str, cache: &str, extra: &[&str]) -> Command {
+        let mut c = bootstrap();
+        c.arg(cmd)
             .arg("--json")
             .args([
                 "--manifest-url",
@@ -377,9 +398,34 @@ impl World {
                 "--cache-dir",
                 &self.s(cache),
             ])
-            .args(extra)
-            .output()
-            .expect("run peft-bootstrap")
+            .args(extra);
+        c
+    }
+
+    /// The repository path (`blobs/sha256/<hex>`) of the archive of the published
+    /// manifest's first variant.
+    pub fn archive_path(&self) -> String {
+        let m: Value = serde_json::from_slice(
+            &fs_err::read(self.path("repo/channels/stable/manifest.json")).expect("manifest"),
+        )
+        .expect("manifest json");
+        let sha = m["releases"][0]["variants"][0]["archive"]["sha256"]
+            .as_str()
+            .expect("archive sha256");
+        format!("blobs/sha256/{sha}")
+    }
+
+    /// Leaves the first `n` bytes of that archive in `cache` as a partial download,
+    /// as an interrupted run would; returns the partial file.
+    pub fn seed_partial(&self, cache: &str, n: usize) -> PathBuf {
+        let rel = self.archive_path();
+        let bytes = fs_err::read(self.repo().join(&rel)).expect("archive");
+        let hex = rel.rsplit('/').next().expect("hex");
+        let downloads = self.path(cache).join("downloads");
+        fs_err::create_dir_all(&downloads).expect("mkdir downloads");
+        let p = downloads.join(format!("{hex}.partial"));
+        fs_err::write(&p, &bytes[..n.min(bytes.len())]).expect("write partial");
+        p
     }
 
     /// Whether the cache holds no install and no current pointer.

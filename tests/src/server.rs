@@ -1,9 +1,11 @@
 //! A real HTTP/1.1 static file server on loopback that can misbehave on purpose.
 //!
 //! It serves a folder (one request per connection, `Connection: close`), honours
-//! `Range: bytes=N-`, and logs every request. [`Faults`] make it cut responses
-//! short, ignore `Range`, answer 503, stall, or send more bytes than the file has,
-//! so the bootstrapper's network code is tested against real sockets.
+//! `Range: bytes=N-`, and logs every request with its time. [`Faults`] make it cut
+//! responses short, ignore `Range`, answer 503 or any status (with `Retry-After`),
+//! stall, drip, stream for ever, send more bytes than the file has, send a wrong
+//! `Content-Range`, or redirect, so the bootstrapper's network code is tested against
+//! real sockets.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the server does wrong. Change it at any time through [`Server::faults`].
 #[derive(Debug, Clone, Default)]
@@ -28,6 +30,28 @@ pub struct Faults {
     pub extra_bytes: u64,
     /// Answer `404` for paths starting with this prefix.
     pub hide_prefix: Option<String>,
+    /// Answer these paths (exact, without the leading `/`) with `302 Found` and this
+    /// `Location`.
+    pub redirects: Vec<(String, String)>,
+    /// A `Retry-After: <seconds>` header on the answers of `fail_first` and `status`.
+    pub retry_after: Option<u64>,
+
+    /// The faults below apply only to paths starting with this prefix (default: every
+    /// path under `blobs/`).
+    pub target: Option<String>,
+    /// Answer with this status (e.g. 500) and an empty body, every time.
+    pub status: Option<u16>,
+    /// A damaged copy: the body stops at this byte of the file, although the headers
+    /// announce all of it; then the connection is closed.
+    pub truncate_at: Option<u64>,
+    /// Answer `200` without `Content-Length` and stream the file, then garbage, until
+    /// the client hangs up.
+    pub endless: bool,
+    /// Send the body one byte at a time, this far apart.
+    pub drip: Option<Duration>,
+    /// Answer a range request with a `206` whose `Content-Range` (and body) starts this
+    /// many bytes before the asked start.
+    pub range_shift: Option<u64>,
 }
 
 /// One request as the server saw it.
@@ -37,6 +61,8 @@ pub struct Logged {
     pub range_start: Option<u64>,
     pub status: u16,
     pub body_bytes: u64,
+    /// When the request arrived, from the server's start.
+    pub at: Duration,
 }
 
 /// A running server; stops when dropped.
@@ -57,6 +83,7 @@ impl Server {
         let faults = Arc::new(Mutex::new(Faults::default()));
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
         let (f, l, s, root) = (
             faults.clone(),
             log.clone(),
@@ -69,7 +96,7 @@ impl Server {
                     Ok((stream, _)) => {
                         let (f, l, s, root) = (f.clone(), l.clone(), s.clone(), root.clone());
                         thread::spawn(move || {
-                            let _ = handle(stream, &root, &f, &l, &s);
+                            let _ = handle(stream, &root, &f, &l, &s, started);
                         });
                     }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
@@ -107,6 +134,11 @@ impl Server {
             .map(|l| l.body_bytes)
             .sum()
     }
+
+    /// The requests for exactly `path`.
+    pub fn requests(&self, path: &str) -> Vec<Logged> {
+        self.log().into_iter().filter(|l| l.path == path).collect()
+    }
 }
 
 impl Drop for Server {
@@ -121,6 +153,7 @@ fn handle(
     faults: &Mutex<Faults>,
     log: &Mutex<Vec<Logged>>,
     stop: &AtomicBool,
+    started: Instant,
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -155,89 +188,167 @@ fn handle(
         }
         snapshot
     };
-    let mut entry = Logged {
-        path: path.clone(),
-        range_start,
-        status: 200,
-        body_bytes: 0,
+    // Logged on arrival; status and bytes are filled in as the answer goes out.
+    let idx = {
+        let mut l = log.lock().expect("log lock");
+        l.push(Logged {
+            path: path.clone(),
+            range_start,
+            status: 200,
+            body_bytes: 0,
+            at: started.elapsed(),
+        });
+        l.len() - 1
     };
+    let set = |status: u16, bytes: u64| {
+        let mut l = log.lock().expect("log lock");
+        l[idx].status = status;
+        l[idx].body_bytes = bytes;
+    };
+    let result = answer(&mut stream, root, &f, &path, range_start, stop, &set);
+    let _ = stream.flush();
+    let _ = stream.shutdown(Shutdown::Both);
+    result
+}
+
+/// An empty answer with `status` and extra header lines.
+fn empty(stream: &mut TcpStream, status: u16, extra: &str) -> std::io::Result<()> {
+    let reason = match status {
+        302 => "Found",
+        404 => "Not Found",
+        416 => "Range Not Satisfiable",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    stream.write_all(
+        format!(
+            "HTTP/1.1 {status} {reason}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+}
+
+fn answer(
+    stream: &mut TcpStream,
+    root: &Path,
+    f: &Faults,
+    path: &str,
+    range_start: Option<u64>,
+    stop: &AtomicBool,
+    set: &dyn Fn(u16, u64),
+) -> std::io::Result<()> {
+    let targeted = match &f.target {
+        Some(t) => path.starts_with(t.as_str()),
+        None => path.starts_with("blobs/"),
+    };
+    let retry_after = f
+        .retry_after
+        .map(|s| format!("Retry-After: {s}\r\n"))
+        .unwrap_or_default();
     let file: Option<PathBuf> = (!path.contains(".."))
-        .then(|| root.join(&path))
+        .then(|| root.join(path))
         .filter(|p| p.is_file());
     let hidden = f
         .hide_prefix
         .as_ref()
         .is_some_and(|p| path.starts_with(p.as_str()));
-    let result = if f.fail_first > 0 {
-        entry.status = 503;
-        stream.write_all(
-            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        )
-    } else if hidden || file.is_none() {
-        entry.status = 404;
-        stream
-            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-    } else {
-        let mut body = fs_err::read(file.as_deref().unwrap_or(root))?;
-        if path.starts_with("blobs/") {
-            body.extend(std::iter::repeat_n(0xAAu8, f.extra_bytes as usize));
-        }
-        let len = body.len() as u64;
-        let start = match range_start {
-            Some(s) if !f.ignore_range => s,
-            _ => 0,
-        };
-        if start > len {
-            entry.status = 416;
-            stream.write_all(format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes())
-        } else {
-            let head = if range_start.is_some() && !f.ignore_range {
-                entry.status = 206;
-                format!(
-                    "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{len}\r\nConnection: close\r\n\r\n",
-                    len - start,
-                    len.saturating_sub(1)
-                )
-            } else {
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n"
-                )
-            };
-            stream.write_all(head.as_bytes())?;
-            let mut limit = len - start;
-            if let Some(c) = f.cut_after {
-                limit = limit.min(c);
-            }
-            if let Some(s) = f.stall_after {
-                limit = limit.min(s);
-            }
-            let mut sent = 0u64;
-            let mut rest = &body[start as usize..(start + limit) as usize];
-            while !rest.is_empty() {
-                let n = rest.len().min(64 << 10);
-                if stream.write_all(&rest[..n]).is_err() {
-                    break;
-                }
-                sent += n as u64;
-                rest = &rest[n..];
-            }
-            entry.body_bytes = sent;
-            if f.stall_after.is_some() {
-                log.lock().expect("log lock").push(entry.clone());
-                while !stop.load(Ordering::SeqCst) {
-                    let mut probe = [0u8; 1];
-                    stream.set_read_timeout(Some(Duration::from_millis(50)))?;
-                    if let Ok(0) = stream.read(&mut probe) {
-                        break;
-                    }
-                }
-                return Ok(());
-            }
-            Ok(())
-        }
+    if let Some((_, to)) = f.redirects.iter().find(|(from, _)| from == path) {
+        set(302, 0);
+        return empty(stream, 302, &format!("Location: {to}\r\n"));
+    }
+    if f.fail_first > 0 {
+        set(503, 0);
+        return empty(stream, 503, &retry_after);
+    }
+    if let Some(status) = f.status.filter(|_| targeted) {
+        set(status, 0);
+        return empty(stream, status, &retry_after);
+    }
+    let Some(file) = file.filter(|_| !hidden) else {
+        set(404, 0);
+        return empty(stream, 404, "");
     };
-    log.lock().expect("log lock").push(entry);
-    let _ = stream.flush();
-    let _ = stream.shutdown(Shutdown::Both);
-    result
+    let mut body = fs_err::read(file)?;
+    if path.starts_with("blobs/") {
+        body.extend(std::iter::repeat_n(0xAAu8, f.extra_bytes as usize));
+    }
+    let len = body.len() as u64;
+    let ranged = range_start.is_some() && !f.ignore_range;
+    let mut start = if ranged { range_start.unwrap_or(0) } else { 0 };
+    if start > len {
+        set(416, 0);
+        return empty(stream, 416, &format!("Content-Range: bytes */{len}\r\n"));
+    }
+    if let Some(shift) = f.range_shift.filter(|_| targeted && ranged) {
+        start = start.saturating_sub(shift);
+    }
+    let endless = f.endless && targeted;
+    let status = if ranged && !endless { 206 } else { 200 };
+    let head = if endless {
+        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_string()
+    } else if status == 206 {
+        format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{len}\r\nConnection: close\r\n\r\n",
+            len - start,
+            len.saturating_sub(1)
+        )
+    } else {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n"
+        )
+    };
+    stream.write_all(head.as_bytes())?;
+    set(status, 0);
+    if endless {
+        let garbage = vec![0xAAu8; 64 << 10];
+        let mut sent = 0u64;
+        for chunk in body.chunks(64 << 10).chain(std::iter::repeat(&garbage[..])) {
+            if stop.load(Ordering::SeqCst) || stream.write_all(chunk).is_err() {
+                break;
+            }
+            sent += chunk.len() as u64;
+            set(status, sent);
+        }
+        return Ok(());
+    }
+    let mut limit = len - start;
+    if let Some(c) = f.cut_after {
+        limit = limit.min(c);
+    }
+    if let Some(s) = f.stall_after {
+        limit = limit.min(s);
+    }
+    if let Some(t) = f.truncate_at.filter(|_| targeted) {
+        limit = limit.min(t.saturating_sub(start));
+    }
+    let step = match f.drip.filter(|_| targeted) {
+        Some(_) => 1,
+        None => 64 << 10,
+    };
+    let mut sent = 0u64;
+    let mut rest = &body[start as usize..(start + limit) as usize];
+    while !rest.is_empty() && !stop.load(Ordering::SeqCst) {
+        let n = rest.len().min(step);
+        if stream.write_all(&rest[..n]).is_err() {
+            break;
+        }
+        sent += n as u64;
+        rest = &rest[n..];
+        if let Some(d) = f.drip.filter(|_| targeted) {
+            set(status, sent);
+            thread::sleep(d);
+        }
+    }
+    set(status, sent);
+    if f.stall_after.is_some() {
+        while !stop.load(Ordering::SeqCst) {
+            let mut probe = [0u8; 1];
+            stream.set_read_timeout(Some(Duration::from_millis(50)))?;
+            if let Ok(0) = stream.read(&mut probe) {
+                break;
+            }
+        }
+    }
+    Ok(())
 }

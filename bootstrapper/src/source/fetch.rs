@@ -5,10 +5,12 @@
 //! hashed, never beyond their signed size, and renamed to `downloads/<sha256>` only
 //! when size and digest match. A dropped connection or a killed process resumes with
 //! an HTTP `Range` request; a server that ignores `Range` restarts from zero, never
-//! appends. Timeouts, 408, 429 and 5xx are retried with exponential backoff; the
-//! budget of failures resets whenever a response delivers bytes, so a server that
-//! cuts every response still delivers the whole blob. Other 4xx and wrong bytes move
-//! on to the next root (the manifest's `mirrors`).
+//! appends. Timeouts, 408, 429 and 5xx are retried with backoff ([`retry`]); the
+//! budget of failures resets whenever a response delivers bytes beyond the furthest
+//! point reached, so a server that cuts every response still delivers the whole
+//! blob, while one that cuts and restarts, or drips bytes, is given up on. Other 4xx,
+//! refused redirects and wrong bytes move on to the next root (the manifest's
+//! `mirrors`).
 
 use fs_err::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -19,6 +21,11 @@ use peft_manifest::{Blob, Sha256Hasher};
 use reqwest::StatusCode;
 use url::Url;
 
+// Kept beside this file (not a folder of its own) to leave the module tree as it is.
+#[path = "retry.rs"]
+mod retry;
+
+use self::retry::{Pace, Stop, retryable};
 use super::local::copy_local;
 use super::{NoWatch, Root, Watch};
 use crate::env;
@@ -39,6 +46,7 @@ pub struct Fetcher {
     client: reqwest::Client,
     retry_base: Duration,
     max_failures: u32,
+    pace: Pace,
 }
 
 impl Fetcher {
@@ -49,6 +57,7 @@ impl Fetcher {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(env::number(env::READ_TIMEOUT, 30)))
+            .redirect(retry::redirect_policy())
             .user_agent(concat!("peft-bootstrap/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
@@ -56,15 +65,13 @@ impl Fetcher {
             client,
             retry_base: Duration::from_millis(env::number(env::RETRY_BASE_MS, 500)),
             max_failures: 5,
+            pace: Pace::from_env(),
         })
     }
 
-    async fn backoff(&self, failures: u32) {
-        let d = self
-            .retry_base
-            .saturating_mul(1 << failures.min(6))
-            .min(Duration::from_secs(8));
-        tokio::time::sleep(d).await;
+    /// Waits before the next attempt; `hint` is the server's `Retry-After`.
+    async fn backoff(&self, failures: u32, hint: Option<Duration>) {
+        tokio::time::sleep(retry::delay(self.retry_base, failures, hint)).await;
     }
 
     /// Fetches a small file (manifest, signature, index) of at most `max` bytes from
@@ -107,22 +114,28 @@ impl Fetcher {
         };
         let mut failures = 0;
         loop {
+            let mut hint = None;
             let attempt = async {
                 let mut resp = self
                     .client
                     .get(url.clone())
                     .send()
                     .await
-                    .map_err(|e| (true, chain(&e)))?;
+                    .map_err(|e| (retry::transient(&e), chain(&e)))?;
                 let status = resp.status();
                 if !status.is_success() {
-                    return Err((retryable(status), format!("HTTP {status}")));
+                    hint = retry::retry_after(&resp);
+                    return Err((retryable(status), retry::status_error(&resp)));
                 }
                 if resp.content_length().is_some_and(|n| n > max) {
                     return Err((false, format!("larger than the {} cap", human_bytes(max))));
                 }
                 let mut buf = Vec::new();
-                while let Some(chunk) = resp.chunk().await.map_err(|e| (true, chain(&e)))? {
+                let mut meter = self.pace.meter();
+                while let Some(chunk) = meter.chunk(&mut resp).await.map_err(|e| match e {
+                    Stop::Lost(e) => (true, chain(&e)),
+                    Stop::Slow(m) => (true, m),
+                })? {
                     buf.extend_from_slice(&chunk);
                     if buf.len() as u64 > max {
                         return Err((false, format!("larger than the {} cap", human_bytes(max))));
@@ -130,7 +143,8 @@ impl Fetcher {
                 }
                 Ok(buf)
             };
-            match attempt.await {
+            let outcome = attempt.await;
+            match outcome {
                 Ok(buf) => return Ok(buf),
                 Err((false, m)) if m.contains("cap") => {
                     return Err(Failure::Fatal(too_big(url.as_str(), max)));
@@ -138,7 +152,7 @@ impl Fetcher {
                 Err((true, m)) if failures + 1 < self.max_failures => {
                     tracing::debug!("{url}: {m}; retrying");
                     failures += 1;
-                    self.backoff(failures).await;
+                    self.backoff(failures, hint).await;
                 }
                 Err((_, m)) => return Err(Failure::Network(m)),
             }
@@ -255,11 +269,17 @@ impl Fetcher {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let mut failures = 0u32;
         let mut last_error = String::new();
+        // Only bytes beyond this point count as progress that resets `failures`.
+        let mut furthest = have;
+        let mut hint = None;
         while have < blob.size {
             if failures >= self.max_failures {
                 return Err(Failure::Network(format!(
                     "gave up after {failures} failed attempts: {last_error}"
                 )));
+            }
+            if failures > 0 {
+                self.backoff(failures, hint.take()).await;
             }
             let mut req = self.client.get(url.clone());
             if have > 0 {
@@ -267,29 +287,31 @@ impl Fetcher {
             }
             let mut resp = match req.send().await {
                 Ok(r) => r,
+                Err(e) if !retry::transient(&e) => return Err(Failure::Network(chain(&e))),
                 Err(e) => {
                     last_error = chain(&e);
                     failures += 1;
-                    self.backoff(failures).await;
                     continue;
                 }
             };
             let status = resp.status();
+            let range_start = content_range_start(&resp);
             let restart = match status {
-                StatusCode::PARTIAL_CONTENT => !content_range_starts_at(&resp, have),
+                StatusCode::PARTIAL_CONTENT => range_start != Some(have),
                 StatusCode::OK => have > 0,
                 StatusCode::RANGE_NOT_SATISFIABLE => true,
                 s if retryable(s) => {
                     last_error = format!("HTTP {s}");
                     failures += 1;
-                    self.backoff(failures).await;
+                    hint = retry::retry_after(&resp);
                     continue;
                 }
-                s => return Err(Failure::Network(format!("HTTP {s}"))),
+                _ => return Err(Failure::Network(retry::status_error(&resp))),
             };
             if restart {
                 // The server ignored or mangled the range: start over, never append.
                 tracing::debug!("{url}: {status} for bytes={have}-; restarting from zero");
+                let asked = have;
                 out.flush().map_err(|e| storage("writing", e))?;
                 let f = out.get_mut();
                 f.set_len(0).map_err(|e| storage("writing", e))?;
@@ -298,13 +320,20 @@ impl Fetcher {
                 have = 0;
                 watch.attempt(0);
                 hasher = Sha256Hasher::new();
-                if status == StatusCode::RANGE_NOT_SATISFIABLE {
+                // Only a body that starts at byte 0 can be kept; otherwise ask again.
+                if status != StatusCode::OK && range_start != Some(0) {
+                    last_error = match range_start {
+                        Some(at) => format!("asked for bytes={asked}-, got a range from {at}"),
+                        None => format!("HTTP {status} for bytes={asked}-"),
+                    };
+                    failures += 1;
                     continue;
                 }
             }
-            let mut progressed = false;
+            let mut slow = false;
+            let mut meter = self.pace.meter();
             loop {
-                match resp.chunk().await {
+                match meter.chunk(&mut resp).await {
                     Ok(Some(bytes)) => {
                         if have + bytes.len() as u64 > blob.size {
                             drop(out);
@@ -322,25 +351,30 @@ impl Fetcher {
                             // The buffer went to the file: others can read it now.
                             watch.grew(have - out.buffer().len() as u64);
                         }
-                        progressed = true;
                         reporter.progress(Phase::Download, have, blob.size);
                     }
                     Ok(None) => break,
-                    Err(e) => {
+                    Err(Stop::Lost(e)) => {
                         last_error = format!("connection lost at byte {have}: {}", chain(&e));
                         tracing::debug!("{url}: {last_error}");
                         break;
                     }
+                    Err(Stop::Slow(m)) => {
+                        last_error = format!("{m}, at byte {have}");
+                        tracing::debug!("{url}: {last_error}");
+                        slow = true;
+                        break;
+                    }
                 }
             }
-            if progressed {
+            if have > furthest && !slow {
+                furthest = have;
                 failures = 0;
             } else if have < blob.size {
                 if last_error.is_empty() {
                     last_error = "the response ended without data".into();
                 }
                 failures += 1;
-                self.backoff(failures).await;
             }
         }
         // No fsync: a download is re-hashed before every use (see `download`), so a
@@ -382,18 +416,14 @@ fn too_big(what: &str, max: u64) -> Error {
     ))
 }
 
-fn retryable(s: StatusCode) -> bool {
-    s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT || s == StatusCode::TOO_MANY_REQUESTS
-}
-
-fn content_range_starts_at(resp: &reqwest::Response, at: u64) -> bool {
+/// The first byte a `Content-Range: bytes N-M/T` header says the body starts at.
+fn content_range_start(resp: &reqwest::Response) -> Option<u64> {
     resp.headers()
         .get(reqwest::header::CONTENT_RANGE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("bytes "))
         .and_then(|v| v.split('-').next())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        == Some(at)
 }
 
 /// Hashes the first `n` bytes of `file`.

@@ -8,4 +8,5 @@ mod offline;
 mod refusals;
 mod release;
 mod self_update;
+mod transport;
 mod updates;
