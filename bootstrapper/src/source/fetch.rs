@@ -22,11 +22,9 @@ use reqwest::StatusCode;
 use url::Url;
 
 // Kept beside this file (not a folder of its own) to leave the module tree as it is.
-#[path = "retry.rs"]
-mod retry;
 
-use self::retry::{Pace, Stop, retryable};
 use super::local::copy_local;
+use super::retry::{self, Pace, Stop, retryable};
 use super::{NoWatch, Root, Watch};
 use crate::env;
 use crate::error::{Error, Result, human_bytes};

@@ -5,6 +5,7 @@ mod accept;
 mod fetch;
 mod local;
 mod offline;
+mod retry;
 mod watch;
 
 pub use accept::{Trust, accept_signed};
