@@ -4,6 +4,7 @@
 //! The tests run the built `peft-release` and `peft-bootstrap` binaries, so build
 //! them first: `cargo build --workspace --bins` (the test script does).
 
+mod bins;
 pub mod nginx;
 pub mod selfbuild;
 pub mod server;
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+
+pub use bins::{bin_dir, bootstrap, bootstrapper_vars, release, release_raw};
 
 /// A MiB, for bundle sizes.
 pub const MIB: usize = 1 << 20;
@@ -84,74 +87,6 @@ pub fn copy_tree(from: &Path, to: &Path) {
         #[cfg(not(unix))]
         let _ = exec;
     }
-}
-
-/// The folder holding the workspace's built binaries (`target/debug`).
-pub fn bin_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("PEFT_BIN_DIR") {
-        return PathBuf::from(d);
-    }
-    // target/debug/deps/<test binary>
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/debug")
-        .to_path_buf()
-}
-
-fn bin(name: &str) -> PathBuf {
-    let p = bin_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        p.is_file(),
-        "{} is missing: run `cargo build --workspace --bins` first",
-        p.display()
-    );
-    p
-}
-
-/// Every variable the bootstrapper reads at run time, read from its `env.rs` (the one
-/// list of them), so a new setting is cleared here without anyone remembering to.
-pub fn bootstrapper_vars() -> Vec<&'static str> {
-    include_str!("../../bootstrapper/src/env.rs")
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("pub const "))
-        .filter_map(|l| l.split('"').nth(1))
-        .collect()
-}
-
-/// A command for `peft-bootstrap` with every variable it reads cleared (a
-/// developer's `PEFT_LOG` or `CUDA_VISIBLE_DEVICES` must not change a test), then
-/// fast retries and a short read timeout.
-pub fn bootstrap() -> Command {
-    let mut c = Command::new(bin("peft-bootstrap"));
-    for v in bootstrapper_vars() {
-        c.env_remove(v);
-    }
-    c.env("PEFT_RETRY_BASE_MS", "20")
-        .env("PEFT_READ_TIMEOUT", "5");
-    c
-}
-
-/// Runs `peft-release` with `args` and asserts success.
-pub fn release(args: &[&str]) -> Output {
-    let out = Command::new(bin("peft-release"))
-        .args(args)
-        .output()
-        .expect("run peft-release");
-    assert!(
-        out.status.success(),
-        "peft-release {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Runs `peft-release` with `args`, whatever the outcome.
-pub fn release_raw(args: &[&str]) -> Output {
-    Command::new(bin("peft-release"))
-        .args(args)
-        .output()
-        .expect("run peft-release")
 }
 
 /// The JSON events of a `--json` run; panics if stdout holds anything else.
@@ -441,26 +376,5 @@ impl World {
 impl Default for World {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_bootstrapper_variables_come_from_env_rs() {
-        let vars = super::bootstrapper_vars();
-        for v in [
-            "PEFT_MANIFEST_URL",
-            "PEFT_READ_TIMEOUT",
-            "PEFT_LOG",
-            "CUDA_VISIBLE_DEVICES",
-        ] {
-            assert!(vars.contains(&v), "{v} missing from {vars:?}");
-        }
-        assert!(
-            vars.iter()
-                .all(|v| v.chars().all(|c| c.is_ascii_uppercase() || c == '_')),
-            "{vars:?}"
-        );
     }
 }
