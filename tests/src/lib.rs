@@ -30,6 +30,36 @@ pub fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
+/// The variant the sample bundles are packed as unless a test says otherwise.
+pub const CPU_VARIANT: &str = "linux-x86_64-cpu";
+/// The entry executable of the sample bundles and the frozen engine.
+pub const ENTRY: &str = "peft_engine/peft_engine";
+
+/// The one spelling of `peft-release pack`: `input` as `variant` of `version` into `repo`.
+pub fn pack_args(
+    repo: &Path,
+    input: &Path,
+    version: &str,
+    variant: &str,
+    entry: &str,
+) -> Vec<String> {
+    [
+        "pack",
+        "--repo",
+        &repo.to_string_lossy(),
+        "--input",
+        &input.to_string_lossy(),
+        "--version",
+        version,
+        "--variant",
+        variant,
+        "--entry",
+        entry,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 pub fn exit(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
@@ -261,40 +291,20 @@ impl World {
     pub fn pack(&self, version: &str, seed: u64, big: usize) -> PathBuf {
         let input = self.path(&format!("input-{version}"));
         sample_bundle(&input, seed, big);
-        release(&[
-            "pack",
-            "--repo",
-            &self.s("repo"),
-            "--input",
-            &input.to_string_lossy(),
-            "--version",
-            version,
-            "--variant",
-            "linux-x86_64-cpu",
-            "--entry",
-            "peft_engine/peft_engine",
-        ]);
+        self.pack_dir(version, &input, &[]);
         input
     }
 
-    /// Packs the folder `input` as `version` with extra `pack` flags.
+    /// Packs the folder `input` as the CPU variant of `version` with extra `pack` flags.
     pub fn pack_dir(&self, version: &str, input: &Path, extra: &[&str]) {
-        let (repo, input) = (self.s("repo"), input.to_string_lossy().into_owned());
-        let mut args = vec![
-            "pack",
-            "--repo",
-            &repo,
-            "--input",
-            &input,
-            "--version",
-            version,
-            "--variant",
-            "linux-x86_64-cpu",
-            "--entry",
-            "peft_engine/peft_engine",
-        ];
-        args.extend_from_slice(extra);
-        release(&args);
+        self.pack_as(version, input, CPU_VARIANT, extra);
+    }
+
+    /// Packs the folder `input` as `variant` of `version` into the world's repository.
+    pub fn pack_as(&self, version: &str, input: &Path, variant: &str, extra: &[&str]) -> Output {
+        let mut args = pack_args(&self.repo(), input, version, variant, ENTRY);
+        args.extend(extra.iter().map(|e| e.to_string()));
+        release(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// Publishes the stable channel with the world's key.

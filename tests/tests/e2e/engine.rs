@@ -56,19 +56,7 @@ fn frozen_engine_installed_by_the_bootstrapper_answers_health() {
     );
     let w = World::new();
     let version = "0.1.0";
-    release(&[
-        "pack",
-        "--repo",
-        &w.s("repo"),
-        "--input",
-        &bundle.to_string_lossy(),
-        "--version",
-        version,
-        "--variant",
-        "linux-x86_64-cpu",
-        "--entry",
-        "peft_engine/peft_engine",
-    ]);
+    w.pack_dir(version, &bundle, &[]);
     w.publish(&[]);
     release(&[
         "verify",

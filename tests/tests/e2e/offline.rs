@@ -45,25 +45,12 @@ fn ensure_offline(w: &World, dir: &Path, cache: &str) -> Output {
 fn pack_variant(w: &World, version: &str, variant: &str, seed: u64, catalog: Option<&Path>) {
     let input = w.path(&format!("input-{version}-{variant}"));
     sample_bundle(&input, seed, MIB);
-    let (repo, input) = (w.s("repo"), input.to_string_lossy().into_owned());
-    let mut args = vec![
-        "pack",
-        "--repo",
-        &repo,
-        "--input",
-        &input,
-        "--version",
-        version,
-        "--variant",
-        variant,
-        "--entry",
-        "peft_engine/peft_engine",
-    ];
     let catalog = catalog.map(|c| c.to_string_lossy().into_owned());
-    if let Some(c) = &catalog {
-        args.extend(["--variants", c]);
-    }
-    release(&args);
+    let extra: Vec<&str> = catalog
+        .iter()
+        .flat_map(|c| ["--variants", c.as_str()])
+        .collect();
+    w.pack_as(version, &input, variant, &extra);
 }
 
 /// The channel manifest of the world's repository, as JSON.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use peft_e2e::nginx::{required, which};
 use peft_e2e::server::Server;
 use peft_e2e::{
-    MIB, World, assert_installed_equals, bootstrap, events, exit, ready_dir, release, release_raw,
-    stderr,
+    CPU_VARIANT, ENTRY, MIB, World, assert_installed_equals, bootstrap, events, exit, pack_args,
+    ready_dir, release, release_raw, stderr,
 };
 
 #[test]
@@ -16,19 +16,8 @@ fn pack_is_reproducible() {
     peft_e2e::sample_bundle(&w.path("in"), 42, MIB);
     let mut digests = Vec::new();
     for repo in ["r1", "r2"] {
-        let out = release(&[
-            "pack",
-            "--repo",
-            &w.s(repo),
-            "--input",
-            &w.s("in"),
-            "--version",
-            "1.0.0",
-            "--variant",
-            "linux-x86_64-cpu",
-            "--entry",
-            "peft_engine/peft_engine",
-        ]);
+        let args = pack_args(&w.path(repo), &w.path("in"), "1.0.0", CPU_VARIANT, ENTRY);
+        let out = release(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let text = String::from_utf8_lossy(&out.stderr).into_owned();
         let sha = text
             .split("archive ")
@@ -41,37 +30,21 @@ fn pack_is_reproducible() {
     }
     assert_eq!(digests[0], digests[1]);
     // Unknown variants and bad entries are usage errors naming the problem.
-    let bad = release_raw(&[
-        "pack",
-        "--repo",
-        &w.s("r3"),
-        "--input",
-        &w.s("in"),
-        "--version",
+    let args = pack_args(
+        &w.path("r3"),
+        &w.path("in"),
         "1.0.0",
-        "--variant",
         "linux-riscv-cpu",
-        "--entry",
-        "peft_engine/peft_engine",
-    ]);
+        ENTRY,
+    );
+    let bad = release_raw(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(bad.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("linux-x86_64-cuda12.8"),
         "lists the known ids"
     );
-    let bad = release_raw(&[
-        "pack",
-        "--repo",
-        &w.s("r3"),
-        "--input",
-        &w.s("in"),
-        "--version",
-        "1.0.0",
-        "--variant",
-        "linux-x86_64-cpu",
-        "--entry",
-        "nope",
-    ]);
+    let args = pack_args(&w.path("r3"), &w.path("in"), "1.0.0", CPU_VARIANT, "nope");
+    let bad = release_raw(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("\"nope\""));
 }
