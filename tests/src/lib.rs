@@ -330,6 +330,15 @@ impl World {
             .expect("run peft-bootstrap")
     }
 
+    /// `peft-bootstrap <args> --cache-dir <cache>`: a command that needs no repository.
+    pub fn cached(&self, args: &[&str], cache: &str) -> Output {
+        bootstrap()
+            .args(args)
+            .args(["--cache-dir", &self.s(cache)])
+            .output()
+            .expect("run peft-bootstrap")
+    }
+
     /// The command [`World::run`] runs, to add environment or spawn it.
     pub fn command(&self, cmd: &str, url: &str, cache: &str, extra: &[&str]) -> Command {
         let mut c = bootstrap();

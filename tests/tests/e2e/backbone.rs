@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use peft_e2e::nginx::Nginx;
 use peft_e2e::server::Server;
-use peft_e2e::{
-    MIB, World, assert_installed_equals, bootstrap, event, events, exit, ready_dir, stderr,
-};
+use peft_e2e::{MIB, World, assert_installed_equals, event, events, exit, ready_dir, stderr};
 
 #[test]
 fn install_over_http_then_answer_from_cache_with_the_server_gone() {
@@ -100,17 +98,11 @@ fn install_over_http_then_answer_from_cache_with_the_server_gone() {
     assert!(start.elapsed() < Duration::from_secs(5));
 
     // status and verify see the install.
-    let st = bootstrap()
-        .args(["status", "--json", "--cache-dir", &w.s("cache")])
-        .output()
-        .expect("status");
+    let st = w.cached(&["status", "--json"], "cache");
     let st: serde_json::Value = serde_json::from_slice(&st.stdout).expect("status json");
     assert_eq!(st["current"]["version"], "1.0.0");
     assert_eq!(st["channels"]["stable"]["serial"], 1);
-    let v = bootstrap()
-        .args(["verify", "--cache-dir", &w.s("cache")])
-        .output()
-        .expect("verify");
+    let v = w.cached(&["verify"], "cache");
     assert!(v.status.success(), "{}", stderr(&v));
     // A damaged file is found by verify (exit 4).
     fs_err::write(
@@ -118,10 +110,7 @@ fn install_over_http_then_answer_from_cache_with_the_server_gone() {
         "tampered\n",
     )
     .expect("tamper");
-    let v = bootstrap()
-        .args(["verify", "--json", "--cache-dir", &w.s("cache")])
-        .output()
-        .expect("verify");
+    let v = w.cached(&["verify", "--json"], "cache");
     assert_eq!(exit(&v), 4);
     assert!(String::from_utf8_lossy(&v.stdout).contains("__init__.py"));
 }
@@ -184,16 +173,8 @@ fn retries_on_5xx() {
 /// once they were sent, and returns the partial download's size.
 fn kill_mid_download(w: &World, server: &Server, stall: u64) -> u64 {
     server.faults(|f| f.stall_after = Some(stall));
-    let mut child = bootstrap()
-        .args([
-            "ensure",
-            "--json",
-            "--manifest-url",
-            &server.url(),
-            "--trusted-key",
-            &w.s("keys/release.pub"),
-        ])
-        .args(["--cache-dir", &w.s("cache")])
+    let mut child = w
+        .command("ensure", &server.url(), "cache", &[])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -307,17 +288,8 @@ fn two_instances_never_write_at_once() {
     let server = Server::start(&w.repo());
     server.faults(|f| f.stall_after = Some(MIB as u64));
     let spawn = || {
-        bootstrap()
+        w.command("ensure", &server.url(), "cache", &[])
             .env("PEFT_READ_TIMEOUT", "2")
-            .args([
-                "ensure",
-                "--json",
-                "--manifest-url",
-                &server.url(),
-                "--trusted-key",
-                &w.s("keys/release.pub"),
-            ])
-            .args(["--cache-dir", &w.s("cache")])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

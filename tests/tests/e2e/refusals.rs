@@ -142,10 +142,7 @@ fn a_server_that_sends_more_than_the_signed_size_is_refused() {
 #[test]
 fn no_repository_and_nothing_installed_is_a_usage_error() {
     let w = World::new();
-    let out = bootstrap()
-        .args(["ensure", "--json", "--cache-dir", &w.s("cache")])
-        .output()
-        .expect("run");
+    let out = w.cached(&["ensure", "--json"], "cache");
     assert_eq!(exit(&out), 2, "{}", stderr(&out));
     let evs = events(&out);
     assert!(

@@ -5,8 +5,7 @@ use std::path::Path;
 
 use peft_e2e::server::Server;
 use peft_e2e::{
-    MIB, World, bootstrap, copy_tree, event, events, exit, noise, ready_dir, sample_bundle, stderr,
-    tree,
+    MIB, World, copy_tree, event, events, exit, noise, ready_dir, sample_bundle, stderr, tree,
 };
 
 /// 1.0.1 from 1.0.0: one small file changed, one added, 64 KiB rewritten in the middle of the big library.
@@ -101,10 +100,7 @@ fn a_delta_update_moves_under_5_percent_and_gives_exactly_the_new_version() {
     );
     assert_eq!(avail["bytes"].as_u64(), staged["bytes"].as_u64());
     // Still 1.0.0 until the next ensure; then exactly 1.0.1, from the cache.
-    let st = bootstrap()
-        .args(["status", "--json", "--cache-dir", &w.s("cache")])
-        .output()
-        .expect("status");
+    let st = w.cached(&["status", "--json"], "cache");
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&st.stdout).expect("json")["current"]["version"],
         "1.0.0"
@@ -115,10 +111,7 @@ fn a_delta_update_moves_under_5_percent_and_gives_exactly_the_new_version() {
     let evs = events(&out);
     assert_eq!(event(&evs, "ready").expect("ready")["version"], "1.0.1");
     assert_tree(&ready_dir(&evs), &input);
-    let v = bootstrap()
-        .args(["verify", "--cache-dir", &w.s("cache")])
-        .output()
-        .expect("verify");
+    let v = w.cached(&["verify"], "cache");
     assert!(v.status.success(), "{}", stderr(&v));
 }
 
@@ -181,17 +174,10 @@ fn rollback_returns_to_the_previous_version_and_it_stays_chosen() {
         event(&events(&out), "ready").expect("ready")["version"],
         "1.0.1"
     );
-    let out = bootstrap()
-        .args([
-            "rollback",
-            "--json",
-            "--reason",
-            "health check failed",
-            "--cache-dir",
-            &w.s("cache"),
-        ])
-        .output()
-        .expect("rollback");
+    let out = w.cached(
+        &["rollback", "--json", "--reason", "health check failed"],
+        "cache",
+    );
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
     let evs = events(&out);
     assert_eq!(
@@ -224,10 +210,7 @@ fn rollback_returns_to_the_previous_version_and_it_stays_chosen() {
         "1.0.0"
     );
     // Nothing earlier to roll back to from here.
-    let out = bootstrap()
-        .args(["rollback", "--cache-dir", &w.s("cache")])
-        .output()
-        .expect("rollback");
+    let out = w.cached(&["rollback"], "cache");
     assert_eq!(exit(&out), 0, "previous is 1.0.1 now: {}", stderr(&out));
 }
 
@@ -246,10 +229,7 @@ fn gc_keeps_the_current_and_previous_installs() {
         assert_eq!(exit(&w.run("ensure", &server.url(), "cache", &[])), 0);
     }
     fs_err::write(w.path("cache/downloads/leftover"), b"x").expect("leftover");
-    let out = bootstrap()
-        .args(["gc", "--json", "--cache-dir", &w.s("cache")])
-        .output()
-        .expect("gc");
+    let out = w.cached(&["gc", "--json"], "cache");
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
     let mut left: Vec<String> = fs_err::read_dir(w.path("cache/versions"))
         .expect("ls")
@@ -262,10 +242,7 @@ fn gc_keeps_the_current_and_previous_installs() {
         vec!["1.0.1-linux-x86_64-cpu", "1.0.2-linux-x86_64-cpu"]
     );
     assert!(!w.path("cache/downloads/leftover").exists());
-    let v = bootstrap()
-        .args(["verify", "--cache-dir", &w.s("cache")])
-        .output()
-        .expect("verify");
+    let v = w.cached(&["verify"], "cache");
     assert!(
         v.status.success(),
         "the current install survives gc: {}",
