@@ -219,17 +219,22 @@ pub fn present(p: &Path) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_patch_of_a_small_change_is_tiny_and_decodes() {
-        let mut x = 0x9e3779b97f4a7c15u64;
-        let base: Vec<u8> = (0..4_000_000)
+    /// `len` xorshift bytes from `seed`, each the state shifted right by `shift`.
+    fn xorshift(seed: u64, len: usize, shift: u32) -> Vec<u8> {
+        let mut x = seed;
+        (0..len)
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                (x >> 32) as u8
+                (x >> shift) as u8
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_patch_of_a_small_change_is_tiny_and_decodes() {
+        let base = xorshift(0x9e3779b97f4a7c15u64, 4_000_000, 32);
         let mut target = base.clone();
         for b in &mut target[1_000_000..1_065_536] {
             *b ^= 0x5a;
@@ -248,15 +253,7 @@ mod tests {
     #[test]
     fn bsdiff_wins_on_scattered_small_edits_and_round_trips() {
         // Like a recompiled library: a little changes every few kilobytes.
-        let mut x = 7u64;
-        let base: Vec<u8> = (0..2_000_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 40) as u8
-            })
-            .collect();
+        let base = xorshift(7u64, 2_000_000, 40);
         let mut target = base.clone();
         for i in (0..target.len()).step_by(4096) {
             target[i] = target[i].wrapping_add(1);
@@ -279,15 +276,7 @@ mod tests {
 
     #[test]
     fn a_framed_patch_finds_a_moved_edit_and_decodes_frame_by_frame() {
-        let mut x = 0x2545f4914f6cdd1du64;
-        let base: Vec<u8> = (0..20_000_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
+        let base = xorshift(0x2545f4914f6cdd1du64, 20_000_000, 24);
         // 1 MiB inserted near the start shifts everything after it.
         let mut target = base[..3_000_000].to_vec();
         target.extend(std::iter::repeat_n(7u8, 1 << 20));

@@ -205,19 +205,18 @@ fn copy_blob(src: &Repo, out: &Repo, blob: &Blob, what: &str) -> Result<()> {
     );
     let mut buf = vec![0u8; 1 << 20];
     let copied = copy_capped(&mut input, &mut output, blob.size, &mut buf, |_| {});
-    let (got, n) = match copied {
-        Ok(done) => done,
+    let sound = match copied {
+        Ok((got, n)) => got == blob.sha256 && n == blob.size,
         Err(CopyError::Read(e)) => return Err(ReleaseError::io("reading", &from, e)),
         Err(CopyError::Write(e)) => return Err(ReleaseError::io("writing", &tmp, e)),
-        // Longer than signed: the check below names it a damaged repository.
-        Err(CopyError::TooLong { .. }) => (blob.sha256, blob.size + 1),
+        Err(CopyError::TooLong { .. }) => false,
     };
     output
         .flush()
         .and_then(|()| output.get_ref().sync_all())
         .map_err(|e| ReleaseError::io("writing", &tmp, e))?;
     drop(output);
-    if n != blob.size || got != blob.sha256 {
+    if !sound {
         let _ = fs_err::remove_file(&tmp);
         return Err(ReleaseError::Integrity(format!(
             "{} ({what}) does not match the manifest's size and SHA-256; the repository is damaged",

@@ -41,28 +41,6 @@ pub async fn accept_signed(
     let path = manifest_path(s.channel);
     let sig_path = format!("{path}.minisig");
     let roots = std::slice::from_ref(root);
-    let mut attempt = 0;
-    let (bytes, sig, verified) = loop {
-        attempt += 1;
-        let bytes = fetcher.get_small(roots, &path, MAX_MANIFEST).await?;
-        let sig = fetcher.get_small(roots, &sig_path, MAX_SIGNATURE).await?;
-        let sig = String::from_utf8_lossy(&sig).into_owned();
-        match s.keys.verify(&bytes, &sig) {
-            Ok(v) => break (bytes, sig, v),
-            // A publish may land between our two requests: fetch both once more.
-            Err(e) if attempt == 1 && matches!(root, Root::Http(_)) => {
-                tracing::debug!("manifest signature check failed ({e}); fetching both again");
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-            Err(e) => {
-                return Err(Error::integrity_hint(
-                    format!("the manifest {} is not trusted: {e}", root.describe(&path)),
-                    "nothing was installed; check that the app and the repository use the same release key",
-                ));
-            }
-        }
-    };
-    tracing::debug!("manifest signed by {}", verified.key);
     let mut state = cache.state()?;
     let highest = state.channels.get(s.channel).map(|c| c.serial).unwrap_or(0);
     let policy = Policy {
@@ -72,7 +50,28 @@ pub async fn accept_signed(
         highest_serial: highest,
         now: OffsetDateTime::now_utc(),
     };
-    let accepted = accept(&bytes, &sig, &policy).map_err(refused)?;
+    let mut attempt = 0;
+    let accepted = loop {
+        attempt += 1;
+        let bytes = fetcher.get_small(roots, &path, MAX_MANIFEST).await?;
+        let sig = fetcher.get_small(roots, &sig_path, MAX_SIGNATURE).await?;
+        match accept(&bytes, &String::from_utf8_lossy(&sig), &policy) {
+            Ok(a) => break a,
+            // A publish may land between our two requests: fetch both once more.
+            Err(Refusal::Untrusted(e)) if attempt == 1 && matches!(root, Root::Http(_)) => {
+                tracing::debug!("manifest signature check failed ({e}); fetching both again");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(Refusal::Untrusted(e)) => {
+                return Err(Error::integrity_hint(
+                    format!("the manifest {} is not trusted: {e}", root.describe(&path)),
+                    "nothing was installed; check that the app and the repository use the same release key",
+                ));
+            }
+            Err(r) => return Err(refused(r)),
+        }
+    };
+    tracing::debug!("manifest signed by {}", accepted.verified.key);
     if let Some(at) = accepted.expired {
         reporter.warn(format!(
             "the offline folder's manifest expired at {}; installing from it anyway because it is offline",
