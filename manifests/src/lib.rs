@@ -8,6 +8,7 @@
 //! - [`model`]: serde types for schema 1 of the channel manifest;
 //! - [`hardware`]: the facts about a machine that selection decides on;
 //! - [`index`]: the per-file index of a bundle and the rules for safe entry paths;
+//! - [`limits`]: the bounds on every signed count and size (zip bombs, endless blobs);
 //! - [`validate`](mod@validate): every structural problem of a manifest or an index, all at once;
 //! - [`select`](mod@select): which release and variant this machine gets, and why;
 //! - [`trust`]: minisign verification against built-in or given public keys;
@@ -20,6 +21,7 @@ mod digest;
 mod dotted;
 pub mod hardware;
 pub mod index;
+pub mod limits;
 pub mod model;
 pub mod select;
 pub mod trust;

@@ -132,7 +132,7 @@ pub fn arb_acc() -> impl Strategy<Value = Accelerator> {
 
 /// Arbitrary (sound) manifests: 1-4 releases, 1-6 variants each.
 pub fn arb_manifest() -> impl Strategy<Value = Manifest> {
-    let arb_variant = (arb_os(), arb_arch(), arb_acc(), -5i32..100, 1u64..1 << 40);
+    let arb_variant = (arb_os(), arb_arch(), arb_acc(), -5i32..100, 8u64..1 << 37);
     let arb_release = (
         0u64..5,
         0u64..20,

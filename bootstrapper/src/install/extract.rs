@@ -2,8 +2,8 @@
 //!
 //! Before a byte is written, every entry of the zip is checked: its name must be a
 //! safe relative path ([`check_entry_path`]) listed in the index, with the index's
-//! size; no symlinks, no directories, no duplicates, and exactly as many entries as
-//! the index has files. Any problem refuses the whole bundle. Then each file is
+//! size; no symlinks, no directories, no duplicates (also when case is ignored),
+//! and exactly as many entries as the index has files. Any problem refuses the whole bundle. Then each file is
 //! written under the staging folder (created fresh, with `create_new`) by one worker
 //! per core, hashed as it is written, compared to the index, given its mode and
 //! handed to the background [`Syncer`] (see [`super::durable`]).
@@ -51,6 +51,7 @@ pub fn check_entries<R: Read + std::io::Seek>(
     }
     let carriers: HashSet<&str> = carrier_list.iter().map(|f| f.path.as_str()).collect();
     let mut seen = HashSet::new();
+    let mut folded = HashSet::new();
     for i in 0..zip.len() {
         let e = zip
             .by_index_raw(i)
@@ -75,6 +76,13 @@ pub fn check_entries<R: Read + std::io::Seek>(
         }
         if !seen.insert(name.clone()) {
             return Err(refuse(format!("the entry {name:?} appears twice")));
+        }
+        // The index is checked for this too; a case-insensitive disk must never
+        // see two entries land on one file.
+        if !folded.insert(name.to_lowercase()) {
+            return Err(refuse(format!(
+                "the entry {name:?} differs from another only in case"
+            )));
         }
         let Some(f) = index.get(&name) else {
             return Err(refuse(format!(

@@ -167,3 +167,126 @@ fn a_sound_bundle_extracts_with_modes() {
         assert_eq!(mode & 0o777, 0o755);
     }
 }
+
+#[test]
+fn backslash_parent_paths_are_refused_whole() {
+    assert_refused_whole(
+        &[
+            Item::File("a/ok.txt", b"fine"),
+            Item::File("..\\x", b"evil"),
+        ],
+        "backslash",
+    );
+}
+
+#[test]
+fn drive_letter_paths_are_refused_whole() {
+    assert_refused_whole(
+        &[
+            Item::File("a/ok.txt", b"fine"),
+            Item::File("C:\\x", b"evil"),
+        ],
+        "backslash",
+    );
+    assert_refused_whole(
+        &[Item::File("a/ok.txt", b"fine"), Item::File("C:/x", b"evil")],
+        "drive",
+    );
+}
+
+#[test]
+fn case_colliding_names_are_refused_whole() {
+    assert_refused_whole(
+        &[
+            Item::File("a/Lib.so", b"one"),
+            Item::File("a/lib.so", b"two"),
+        ],
+        "only in case",
+    );
+}
+
+/// A 16 MiB run of zeros: deflate packs it into about 16 kB.
+const BOMB: usize = 16 << 20;
+
+#[test]
+fn a_zip_bomb_by_declared_size_is_refused_whole() {
+    let zeros = vec![0u8; BOMB];
+    let t = tempfile::tempdir().expect("tempdir");
+    let (archive, mut index) = bundle(
+        t.path(),
+        &[
+            Item::File("a/ok.txt", b"fine"),
+            Item::File("a/bomb", &zeros),
+        ],
+    );
+    assert!(fs_err::metadata(&archive).expect("meta").len() < (BOMB / 100) as u64);
+    // The signed index says ten bytes; the archive declares sixteen MiB.
+    let bomb = index
+        .files
+        .iter_mut()
+        .find(|f| f.path == "a/bomb")
+        .expect("bomb");
+    bomb.size = 10;
+    bomb.sha256 = Sha256::of(&zeros[..10]);
+    let staging = t.path().join("s");
+    fs_err::create_dir_all(&staging).expect("mkdir");
+    let err = extract(&archive, &index, &staging, &Quiet).expect_err("refused");
+    assert_eq!(err.exit_code(), 4, "{err}");
+    assert!(err.to_string().contains("the index says 10"), "{err}");
+    assert_eq!(fs_err::read_dir(&staging).expect("ls").count(), 0);
+}
+
+/// Sets every uncompressed-size field of the zip at `archive` (local and central
+/// headers) that holds `from` to `to`: a header that lies about what it inflates to.
+fn lie_about_size(archive: &Path, from: u32, to: u32) {
+    let mut bytes = fs_err::read(archive).expect("read");
+    let mut patched = 0;
+    for (sig, at) in [(0x0403_4b50u32, 22usize), (0x0201_4b50, 24)] {
+        let mut i = 0;
+        while i + at + 4 <= bytes.len() {
+            let here = u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4"));
+            let size = u32::from_le_bytes(bytes[i + at..i + at + 4].try_into().expect("4"));
+            if here == sig && size == from {
+                bytes[i + at..i + at + 4].copy_from_slice(&to.to_le_bytes());
+                patched += 1;
+            }
+            i += 1;
+        }
+    }
+    assert_eq!(patched, 2, "one local and one central header");
+    fs_err::write(archive, bytes).expect("write");
+}
+
+#[test]
+fn a_zip_bomb_by_lying_header_writes_no_more_than_the_signed_size() {
+    let zeros = vec![0u8; BOMB];
+    let t = tempfile::tempdir().expect("tempdir");
+    let (archive, mut index) = bundle(t.path(), &[Item::File("bomb", &zeros)]);
+    lie_about_size(&archive, BOMB as u32, 10);
+    index.files[0].size = 10;
+    index.files[0].sha256 = Sha256::of(&zeros[..10]);
+    let staging = t.path().join("s");
+    fs_err::create_dir_all(&staging).expect("mkdir");
+    let err = extract(&archive, &index, &staging, &Quiet).expect_err("refused");
+    assert_eq!(err.exit_code(), 4, "{err}");
+    let written = fs_err::metadata(staging.join("bomb")).map_or(0, |m| m.len());
+    assert!(
+        written <= 10,
+        "{written} bytes written; the cap is the signed 10"
+    );
+}
+
+#[test]
+fn a_zip_bomb_by_entry_count_is_refused_whole() {
+    let names: Vec<String> = (0..5000).map(|i| format!("many/{i:05}")).collect();
+    let items: Vec<Item<'_>> = names.iter().map(|n| Item::File(n, b"")).collect();
+    let t = tempfile::tempdir().expect("tempdir");
+    let (archive, mut index) = bundle(t.path(), &items);
+    index.files.truncate(1);
+    let staging = t.path().join("s");
+    fs_err::create_dir_all(&staging).expect("mkdir");
+    let err = extract(&archive, &index, &staging, &Quiet).expect_err("refused");
+    assert_eq!(err.exit_code(), 4, "{err}");
+    assert!(err.to_string().contains("5000 entries"), "{err}");
+    assert_eq!(fs_err::read_dir(&staging).expect("ls").count(), 0);
+}

@@ -1,0 +1,180 @@
+//! The tests of [`super`]: every invariant broken once, reported where it is.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::model::{Accelerator, Manifest};
+use crate::sample::{arb_manifest, manifest};
+use crate::{FileEntry, Sha256};
+
+fn problems_at(m: &Manifest) -> Vec<String> {
+    validate(m).into_iter().map(|p| p.at).collect()
+}
+
+#[test]
+fn the_sample_is_sound() {
+    assert_eq!(validate(&manifest()), vec![]);
+}
+
+#[test]
+fn each_broken_invariant_is_reported_where_it_is() {
+    type Breaker = fn(&mut Manifest);
+    let cases: Vec<(&str, Breaker)> = vec![
+        ("schema", |m| m.schema = 2),
+        ("channel", |m| m.channel = "Stable Channel".into()),
+        ("serial", |m| m.serial = 0),
+        ("expires_at", |m| m.expires_at = m.published_at),
+        ("releases", |m| m.releases.clear()),
+        ("releases[1].version", |m| {
+            m.releases[1].version = m.releases[0].version.clone()
+        }),
+        ("releases[0].variants", |m| m.releases[0].variants.clear()),
+        ("releases[0].variants[1].id", |m| {
+            m.releases[0].variants[1].id = m.releases[0].variants[0].id.clone()
+        }),
+        ("releases[0].variants[0].id", |m| {
+            m.releases[0].variants[0].id = "Linux CPU".into()
+        }),
+        ("releases[0].variants[0].entry", |m| {
+            m.releases[0].variants[0].entry = "../evil".into()
+        }),
+        ("releases[0].variants[0].archive.size", |m| {
+            m.releases[0].variants[0].archive.size = 0
+        }),
+        ("releases[0].variants[0].index.files", |m| {
+            m.releases[0].variants[0].index.files = 0
+        }),
+        ("releases[0].variants[1].requires.cuda", |m| {
+            m.releases[0].variants[1].requires.cuda = None
+        }),
+        ("releases[0].variants[1].requires.min_driver", |m| {
+            m.releases[0].variants[1].requires.min_driver = None
+        }),
+        ("releases[0].variants[1].requires.compute_capability", |m| {
+            if let Some(cc) = m.releases[0].variants[1]
+                .requires
+                .compute_capability
+                .as_mut()
+            {
+                std::mem::swap(&mut cc.min, &mut cc.max);
+            }
+        }),
+        ("releases[0].variants[0].deltas[0].from", |m| {
+            m.releases[0].variants[0].deltas.push(crate::Delta {
+                from: "9.0.0".parse().expect("v"),
+                sha256: Sha256::of(b"d"),
+                size: 1,
+            })
+        }),
+        ("bootstrapper[1]", |m| {
+            let b = m.bootstrapper[0].clone();
+            m.bootstrapper.push(b)
+        }),
+        ("mirrors[0]", |m| m.mirrors[0] = "ftp://example.org/".into()),
+    ];
+    for (at, breaker) in cases {
+        let mut m = manifest();
+        breaker(&mut m);
+        let found = problems_at(&m);
+        assert!(
+            found.iter().any(|p| p == at),
+            "breaking {at} gave {found:?}"
+        );
+    }
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let mut m = manifest();
+    m.schema = 9;
+    m.serial = 0;
+    m.releases[0].variants[0].entry = "/abs".into();
+    assert!(validate(&m).len() >= 3);
+}
+
+#[test]
+fn cuda_requirements_are_only_demanded_of_cuda_variants() {
+    let mut m = manifest();
+    m.releases[0].variants[0].accelerator = Accelerator::Cuda;
+    assert!(
+        problems_at(&m)
+            .iter()
+            .any(|p| p.starts_with("releases[0].variants[0].requires"))
+    );
+}
+
+fn entry(path: &str, mode: u32) -> FileEntry {
+    FileEntry {
+        path: path.into(),
+        size: 10,
+        mode,
+        sha256: Sha256::of(path.as_bytes()),
+    }
+}
+
+fn index(files: Vec<FileEntry>) -> (FileIndex, IndexRef) {
+    let idx = FileIndex {
+        schema: 1,
+        version: "1.0.0".parse().expect("v"),
+        variant: "x".into(),
+        files,
+    };
+    let r = IndexRef {
+        sha256: Sha256::of(b"i"),
+        size: 1,
+        files: idx.files.len() as u64,
+        unpacked_size: idx.unpacked_size(),
+    };
+    (idx, r)
+}
+
+#[test]
+fn index_checks() {
+    let (good, r) = index(vec![entry("e/run", 0o755), entry("e/z.py", 0o644)]);
+    assert_eq!(validate_index(&good, &r, "e/run"), vec![]);
+    assert!(
+        !validate_index(&good, &r, "e/z.py").is_empty(),
+        "entry not executable"
+    );
+    assert!(
+        !validate_index(&good, &r, "e/missing").is_empty(),
+        "entry missing"
+    );
+    let mut wrong_count = r.clone();
+    wrong_count.files = 3;
+    assert!(!validate_index(&good, &wrong_count, "e/run").is_empty());
+    let mut wrong_size = r.clone();
+    wrong_size.unpacked_size += 1;
+    assert!(!validate_index(&good, &wrong_size, "e/run").is_empty());
+    for bad in [
+        vec![entry("e/run", 0o755), entry("e/run", 0o755)],
+        vec![entry("e/z.py", 0o644), entry("e/run", 0o755)],
+        vec![entry("E/RUN", 0o755), entry("e/run", 0o755)],
+        vec![entry("e", 0o644), entry("e/run", 0o755)],
+        vec![entry("../e/run", 0o755), entry("e/run", 0o755)],
+        vec![entry("e/run", 0o4755)],
+    ] {
+        let (idx, r) = index(bad.clone());
+        assert!(!validate_index(&idx, &r, "e/run").is_empty(), "{bad:?}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_sound_manifests_round_trip_and_validate(m in arb_manifest()) {
+        prop_assert_eq!(validate(&m), vec![]);
+        let back = Manifest::from_json(&m.to_json()).expect("own output parses");
+        prop_assert_eq!(&back, &m);
+        prop_assert_eq!(back.to_json(), m.to_json());
+    }
+
+    #[test]
+    fn unknown_fields_and_enum_values_do_not_break_parsing(extra in "[a-z]{1,8}") {
+        let m = manifest();
+        let mut v: serde_json::Value = serde_json::from_slice(&m.to_json()).expect("json");
+        v[format!("x_{extra}")] = serde_json::json!({"future": true});
+        v["releases"][0]["variants"][0]["accelerator"] = serde_json::json!(format!("npu{extra}"));
+        let back = Manifest::from_json(&serde_json::to_vec(&v).expect("json")).expect("parses");
+        prop_assert_eq!(back.releases[0].variants[0].accelerator, Accelerator::Unknown);
+    }
+}
