@@ -31,6 +31,9 @@ pub const RETRY_BASE_MS: &str = "PEFT_RETRY_BASE_MS";
 pub const MIN_RATE_BYTES: &str = "PEFT_MIN_RATE_BYTES";
 /// The window of `PEFT_MIN_RATE_BYTES`, in seconds (default 30).
 pub const MIN_RATE_SECS: &str = "PEFT_MIN_RATE_SECS";
+/// A crash point for the fault tests, `<step>` or `<step>:<n>` (debug builds only;
+/// see `failpoint.rs`).
+pub const FAILPOINT: &str = "PEFT_FAILPOINT";
 /// Log filter for stderr (`tracing` syntax), e.g. `debug` or `peft_bootstrap=trace`.
 pub const LOG: &str = "PEFT_LOG";
 

@@ -11,7 +11,7 @@
 //! | actions | `install` (transaction, extraction, delta, probe), `self_update` |
 //! | sources | `source` (roots, HTTP and local downloads, manifest acceptance, offline folders), `detect` |
 //! | state | `cache` (layout, lock, atomic files, bad variants, gc), `report` (events, reporters) |
-//! | ground | `cli`, `env`, `error`, `process`, `version` |
+//! | ground | `cli`, `env`, `error`, `failpoint`, `process`, `version` |
 
 mod cache;
 mod cli;
@@ -19,6 +19,7 @@ mod commands;
 mod detect;
 mod env;
 mod error;
+mod failpoint;
 mod install;
 mod process;
 mod report;

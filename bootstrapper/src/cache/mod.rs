@@ -177,7 +177,26 @@ impl Cache {
         // Record who holds it, for the message another instance shows while waiting.
         let _ = file.set_len(0);
         let _ = write!(file, "pid {}", std::process::id());
+        self.remove_stale_temporaries();
         Ok(CacheLock { _file: file })
+    }
+
+    /// Removes the temporary files of atomic writes (`current.tmp-<pid>`) that a
+    /// crashed run left in the cache root. Every atomic write there holds the lock,
+    /// so with the lock taken no writer is using one.
+    fn remove_stale_temporaries(&self) {
+        let Ok(rd) = fs_err::read_dir(&self.root) else {
+            return;
+        };
+        for p in rd.flatten().map(|e| e.path()) {
+            let temporary = p
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| x.starts_with("tmp-"));
+            if temporary && p.is_file() {
+                let _ = fs_err::remove_file(&p);
+            }
+        }
     }
 
     /// The current install, if `current.json` exists and names a complete install.
@@ -218,7 +237,9 @@ impl Cache {
 
     /// Makes `cur` current (atomically).
     pub fn set_current(&self, cur: &Current, _lock: &CacheLock) -> Result<()> {
-        write_json_atomic(&self.root.join("current.json"), cur)
+        write_json_atomic(&self.root.join("current.json"), cur)?;
+        crate::failpoint::hit("after-pointer");
+        Ok(())
     }
 
     pub fn state(&self) -> Result<State> {
@@ -319,6 +340,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        crate::failpoint::hit("before-rename");
         fs_err::rename(&tmp, path)?;
         Ok(())
     };

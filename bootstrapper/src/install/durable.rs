@@ -15,6 +15,7 @@
 use fs_err::File;
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -31,6 +32,8 @@ const QUEUE: usize = 256;
 pub struct Syncer {
     tx: Option<SyncSender<File>>,
     threads: Vec<JoinHandle<io::Result<()>>>,
+    /// Files handed over so far (the `unpack-files` crash point counts them).
+    added: AtomicU64,
 }
 
 impl Syncer {
@@ -46,11 +49,14 @@ impl Syncer {
         Syncer {
             tx: Some(tx),
             threads,
+            added: AtomicU64::new(0),
         }
     }
 
     /// Hands over a completely written file; it is synced and closed in the background.
     pub fn add(&self, file: File) {
+        let added = self.added.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::failpoint::count("unpack-files", added);
         if let Some(tx) = &self.tx
             && let Err(back) = tx.send(file)
         {
@@ -63,6 +69,7 @@ impl Syncer {
     /// Waits until every file handed over is on the disk, then syncs `dirs` (deepest
     /// first, so a folder is synced after the entries made in it).
     pub fn finish(mut self, mut dirs: Vec<PathBuf>) -> io::Result<()> {
+        crate::failpoint::hit("before-sync");
         self.tx = None;
         let mut first_error = None;
         for t in self.threads.drain(..) {
@@ -80,6 +87,7 @@ impl Syncer {
         for d in &dirs {
             sync_dir(d);
         }
+        crate::failpoint::hit("after-sync");
         Ok(())
     }
 }

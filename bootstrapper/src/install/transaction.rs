@@ -48,6 +48,7 @@ impl<'c> Transaction<'c> {
     /// into `versions/<name>`: the moment the install becomes visible.
     pub fn commit(self, record: &InstallRecord) -> Result<()> {
         write_json_atomic(&self.dir.path().join(INSTALL_RECORD), record)?;
+        crate::failpoint::hit("before-commit");
         let versions = self.cache.versions();
         let dest = versions.join(&self.name);
         fs_err::rename(self.dir.path(), &dest)
@@ -55,6 +56,7 @@ impl<'c> Transaction<'c> {
         // The folder is no longer there to clean up.
         let _ = self.dir.keep();
         sync_dir(&versions);
+        crate::failpoint::hit("after-commit");
         Ok(())
     }
 }

@@ -350,6 +350,7 @@ impl Fetcher {
                             watch.grew(have - out.buffer().len() as u64);
                         }
                         reporter.progress(Phase::Download, have, blob.size);
+                        crate::failpoint::count("download-bytes", have);
                     }
                     Ok(None) => break,
                     Err(Stop::Lost(e)) => {

@@ -3,6 +3,7 @@
 //! first (the test script does).
 
 mod backbone;
+mod crash;
 mod engine;
 mod offline;
 mod refusals;
