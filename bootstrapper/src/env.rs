@@ -33,6 +33,7 @@ pub const MIN_RATE_BYTES: &str = "PEFT_MIN_RATE_BYTES";
 pub const MIN_RATE_SECS: &str = "PEFT_MIN_RATE_SECS";
 /// A crash point for the fault tests, `<step>` or `<step>:<n>` (debug builds only;
 /// see `failpoint.rs`).
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
 pub const FAILPOINT: &str = "PEFT_FAILPOINT";
 /// Log filter for stderr (`tracing` syntax), e.g. `debug` or `peft_bootstrap=trace`.
 pub const LOG: &str = "PEFT_LOG";
