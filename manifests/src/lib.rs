@@ -23,6 +23,7 @@ pub mod hardware;
 pub mod index;
 pub mod limits;
 pub mod model;
+mod problem;
 pub mod select;
 pub mod trust;
 pub mod validate;

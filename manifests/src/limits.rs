@@ -10,7 +10,7 @@
 //! machine.
 
 use crate::model::Variant;
-use crate::validate::Problem;
+use crate::problem::Problem;
 
 /// At most this many files in one bundle.
 pub const MAX_FILES: u64 = 1_000_000;

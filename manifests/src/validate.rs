@@ -6,25 +6,12 @@
 //! `peft-release publish` refuses to sign a manifest with any problem.
 
 use std::collections::HashSet;
-use std::fmt;
 
 use crate::index::{FileIndex, INSTALL_RECORD, collisions};
 use crate::model::{Accelerator, Manifest, SCHEMA, Variant};
 use crate::{IndexRef, check_entry_path};
 
-/// One problem, located.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// Where, as a path into the JSON (`releases[1].version`).
-    pub at: String,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.at, self.message)
-    }
-}
+pub use crate::problem::Problem;
 
 struct Problems(Vec<Problem>);
 

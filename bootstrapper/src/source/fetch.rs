@@ -23,20 +23,13 @@ use url::Url;
 
 // Kept beside this file (not a folder of its own) to leave the module tree as it is.
 
+use super::failure::Failure;
 use super::local::copy_local;
 use super::retry::{self, Pace, Stop, retryable};
 use super::{NoWatch, Root, Watch};
 use crate::env;
 use crate::error::{Error, Result, human_bytes};
 use crate::report::{Phase, Reporter};
-
-pub(super) enum Failure {
-    /// Try again later or elsewhere; the partial file is still good.
-    Network(String),
-    /// The source sent wrong bytes; the partial file was discarded.
-    Integrity(String),
-    Fatal(Error),
-}
 
 /// Downloads with retries; one per command.
 #[derive(Debug, Clone)]

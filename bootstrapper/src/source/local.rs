@@ -7,7 +7,7 @@ use std::path::Path;
 use peft_manifest::{Blob, CopyError, copy_capped};
 
 use super::Watch;
-use super::fetch::Failure;
+use super::failure::Failure;
 use crate::error::Error;
 use crate::report::{Phase, Reporter};
 
