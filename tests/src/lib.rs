@@ -8,6 +8,7 @@ mod bins;
 pub mod nginx;
 pub mod selfbuild;
 pub mod server;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -119,16 +120,25 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// The JSON events of a `--json` run; panics if stdout holds anything else.
+/// The JSON events of a `--json` run; panics if stdout holds anything else, or a
+/// line that is not one of the documented events ([`wire::Event`]).
 pub fn events(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l)
                 .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}"));
-            assert!(v["event"].is_string(), "no event field: {l}");
+            wire::parse(l);
             v
         })
+        .collect()
+}
+
+/// The events of a `--json` run, typed.
+pub fn typed_events(out: &Output) -> Vec<wire::Event> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(wire::parse)
         .collect()
 }
 

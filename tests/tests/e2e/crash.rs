@@ -11,7 +11,8 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use peft_e2e::server::Server;
-use peft_e2e::{MIB, World, copy_tree, event, events, exit, noise, ready_dir, stderr, tree};
+use peft_e2e::wire::Event;
+use peft_e2e::{MIB, World, copy_tree, exit, noise, stderr, tree, typed_events};
 
 /// The steps of a fresh install, in the order they are reached. `before-rename:n`
 /// is the n-th atomic file written: the accepted serial (`state.json`), the
@@ -109,10 +110,15 @@ fn assert_clean(w: &World, cache: &str, context: &str) {
 fn assert_ensures(w: &World, url: &str, cache: &str, version: &str, context: &str) -> Output {
     let out = w.run("ensure", url, cache, &[]);
     assert_eq!(exit(&out), 0, "{context}: ensure: {}", stderr(&out));
-    let evs = events(&out);
-    let ready = event(&evs, "ready").expect("ready");
-    assert_eq!(ready["version"], version, "{context}");
-    let mut got = tree(&ready_dir(&evs));
+    let (got_version, dir) = typed_events(&out)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Ready { version, dir, .. } => Some((version, dir)),
+            _ => None,
+        })
+        .expect("a ready event");
+    assert_eq!(got_version, version, "{context}");
+    let mut got = tree(Path::new(&dir));
     got.remove(".peft-install.json");
     assert_eq!(
         got,

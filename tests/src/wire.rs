@@ -1,0 +1,206 @@
+//! Typed mirrors of the bootstrapper's JSON-lines events (CONTRACT §4 and the
+//! table in `bootstrapper/src/report/mod.rs`), written from the documentation
+//! rather than shared with the code, so that a change to the wire format that the
+//! documentation does not follow fails the tests. [`crate::events`] reads every
+//! line of every `--json` run the tests make through these types.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// One event, by its `event` field.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Hardware(Box<Hardware>),
+    Verdict {
+        version: String,
+        variant: String,
+        fits: bool,
+        reason: String,
+    },
+    Selected {
+        version: String,
+        variant: String,
+        reason: String,
+    },
+    Progress {
+        phase: Phase,
+        done: u64,
+        total: u64,
+    },
+    Warning {
+        message: String,
+    },
+    Ready {
+        version: String,
+        variant: String,
+        dir: String,
+        executable: String,
+        source: Source,
+        env: BTreeMap<String, String>,
+    },
+    UpdateAvailable {
+        version: String,
+        variant: String,
+        bytes: u64,
+        from: Option<String>,
+    },
+    UpToDate {
+        version: String,
+        variant: String,
+    },
+    Staged {
+        version: String,
+        variant: String,
+        bytes: u64,
+        from: Option<String>,
+    },
+    RolledBack {
+        from: String,
+        to: String,
+    },
+    Collected {
+        removed: Vec<String>,
+        freed: u64,
+    },
+    Status {
+        cache_dir: String,
+        current: Option<StatusCurrent>,
+        installed: Vec<StatusInstall>,
+        channels: BTreeMap<String, ChannelSerial>,
+        cache_bytes: u64,
+    },
+    Verified {
+        version: String,
+        variant: String,
+        files: u64,
+        ok: bool,
+        problems: Vec<String>,
+    },
+    SelfUpdate {
+        status: SelfUpdateStatus,
+        version: String,
+        #[serde(default)]
+        from: Option<String>,
+        #[serde(default)]
+        path: Option<String>,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        exit_code: u8,
+        #[serde(default)]
+        hint: Option<String>,
+    },
+}
+
+/// `progress`'s phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Download,
+    Verify,
+    Patch,
+    Extract,
+}
+
+/// `ready`'s sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Cache,
+    Network,
+    Offline,
+}
+
+/// The `error` codes and their exit codes (CONTRACT §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    Internal,
+    Usage,
+    Network,
+    Integrity,
+    NoVariant,
+    Storage,
+    Busy,
+}
+
+impl ErrorCode {
+    /// The process exit code that goes with the code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorCode::Internal => 1,
+            ErrorCode::Usage => 2,
+            ErrorCode::Network => 3,
+            ErrorCode::Integrity => 4,
+            ErrorCode::NoVariant => 5,
+            ErrorCode::Storage => 6,
+            ErrorCode::Busy => 7,
+        }
+    }
+}
+
+/// The `hardware` event: the machine profile selection decides on, and more.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Hardware {
+    #[serde(flatten)]
+    pub profile: peft_manifest::Hardware,
+    pub visible_gpus: Vec<u32>,
+    pub machine_key: String,
+    pub hints: Vec<String>,
+    pub tried: Vec<String>,
+    pub summary: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StatusCurrent {
+    pub version: String,
+    pub variant: String,
+    pub dir: String,
+    pub previous: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StatusInstall {
+    pub version: String,
+    pub variant: String,
+    pub dir: String,
+    pub installed_at: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub current: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ChannelSerial {
+    pub serial: u64,
+    pub published_at: String,
+}
+
+/// `self_update`'s outcomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelfUpdateStatus {
+    UpToDate,
+    Available,
+    Updated,
+}
+
+/// Reads one stdout line as a typed event; panics naming the line if it is not one.
+pub fn parse(line: &str) -> Event {
+    let e: Event = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("stdout line is not a documented event ({e}): {line:?}"));
+    if let Event::Error {
+        code, exit_code, ..
+    } = &e
+    {
+        assert_eq!(
+            code.exit_code(),
+            *exit_code,
+            "the error code and exit code disagree: {line}"
+        );
+    }
+    e
+}
