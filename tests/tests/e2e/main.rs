@@ -5,8 +5,10 @@
 mod backbone;
 mod engine;
 mod offline;
+mod proxy;
 mod refusals;
 mod release;
 mod self_update;
+mod tls;
 mod transport;
 mod updates;
