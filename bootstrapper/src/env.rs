@@ -35,6 +35,27 @@ pub const MIN_RATE_SECS: &str = "PEFT_MIN_RATE_SECS";
 /// see `failpoint.rs`).
 #[cfg_attr(not(debug_assertions), allow(dead_code))]
 pub const FAILPOINT: &str = "PEFT_FAILPOINT";
+/// Total deadline of one download (every attempt, retry and mirror together): this
+/// many seconds (default 600) plus the blob's signed size at `PEFT_DEADLINE_RATE_BYTES`.
+pub const DEADLINE_SECS: &str = "PEFT_DEADLINE_SECS";
+/// The slowest average rate, in bytes a second, that the deadline still lets a
+/// download finish at (default 32768; `0`: the deadline is `PEFT_DEADLINE_SECS` alone).
+pub const DEADLINE_RATE_BYTES: &str = "PEFT_DEADLINE_RATE_BYTES";
+
+/// Trust roots read instead of the system store (not added to it): a PEM bundle.
+/// Read by `rustls-native-certs` on Linux and the other Unixes but macOS.
+pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+/// Folders of PEM certificates (`:`-separated), read like `SSL_CERT_FILE`.
+pub const SSL_CERT_DIR: &str = "SSL_CERT_DIR";
+/// The proxy for https:// URLs (also `https_proxy`); read by reqwest.
+pub const HTTPS_PROXY: &str = "HTTPS_PROXY";
+/// The proxy for http:// URLs (also `http_proxy`; ignored when `REQUEST_METHOD` is set).
+pub const HTTP_PROXY: &str = "HTTP_PROXY";
+/// The proxy for both when the two above are unset (also `all_proxy`).
+pub const ALL_PROXY: &str = "ALL_PROXY";
+/// Hosts, domains and IP ranges reached without a proxy (also `no_proxy`), e.g.
+/// `localhost,127.0.0.1,.corp.example`.
+pub const NO_PROXY: &str = "NO_PROXY";
 /// Log filter for stderr (`tracing` syntax), e.g. `debug` or `peft_bootstrap=trace`.
 pub const LOG: &str = "PEFT_LOG";
 

@@ -16,9 +16,14 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
-    /// No source answered (exit 3).
+    /// No source answered (exit 3); `hint` when the cause is known (a refused
+    /// certificate, a proxy), else the general one.
     #[error("could not download {url}: {detail}")]
-    Network { url: String, detail: String },
+    Network {
+        url: String,
+        detail: String,
+        hint: Option<String>,
+    },
     /// A signature, hash, size, serial or expiry check failed (exit 4).
     #[error("{message}")]
     Integrity {
@@ -118,7 +123,8 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Usage { hint, .. } | Error::Integrity { hint, .. } | Error::NoVariant { hint, .. } => hint.clone(),
-            Error::Network { .. } => Some(
+            Error::Network { hint: Some(h), .. } => Some(h.clone()),
+            Error::Network { hint: None, .. } => Some(
                 "check the internet connection or proxy settings, or install from a pre-fetched folder with --offline-dir"
                     .into(),
             ),
@@ -176,6 +182,7 @@ mod tests {
                 Error::Network {
                     url: "u".into(),
                     detail: "d".into(),
+                    hint: None,
                 },
                 3,
                 "network",

@@ -38,11 +38,22 @@ pub fn bootstrapper_vars() -> Vec<&'static str> {
 }
 
 /// A command for `peft-bootstrap` with every variable it reads cleared (a
-/// developer's `PEFT_LOG` or `CUDA_VISIBLE_DEVICES` must not change a test), then
-/// fast retries and a short read timeout.
+/// developer's `PEFT_LOG`, `CUDA_VISIBLE_DEVICES` or `https_proxy` must not change a
+/// test; loopback is not exempt from proxies), then fast retries and a short read
+/// timeout.
 pub fn bootstrap() -> Command {
     let mut c = Command::new(bin("peft-bootstrap"));
     for v in bootstrapper_vars() {
+        c.env_remove(v);
+    }
+    // The lower-case spellings the proxy settings also go by, and CGI's switch.
+    for v in [
+        "https_proxy",
+        "http_proxy",
+        "all_proxy",
+        "no_proxy",
+        "REQUEST_METHOD",
+    ] {
         c.env_remove(v);
     }
     c.env("PEFT_RETRY_BASE_MS", "20")

@@ -1,13 +1,16 @@
 //! Helpers for the end-to-end tests: the real binaries, a test repository builder,
-//! a fault-injecting HTTP server ([`server`]) and a real nginx ([`nginx`]).
+//! a fault-injecting HTTP server ([`server`]) that also speaks HTTPS with a test CA
+//! ([`tls`]), a forward proxy ([`proxy`]) and a real nginx ([`nginx`]).
 //!
 //! The tests run the built `peft-release` and `peft-bootstrap` binaries, so build
 //! them first: `cargo build --workspace --bins` (the test script does).
 
 mod bins;
 pub mod nginx;
+pub mod proxy;
 pub mod selfbuild;
 pub mod server;
+pub mod tls;
 pub mod wire;
 
 use std::collections::BTreeMap;

@@ -5,9 +5,10 @@
 //! responses short, ignore `Range`, answer 503 or any status (with `Retry-After`),
 //! stall, drip, stream for ever, send more bytes than the file has, send a wrong
 //! `Content-Range`, or redirect, so the bootstrapper's network code is tested against
-//! real sockets.
+//! real sockets. The same server speaks HTTPS when started with a TLS configuration
+//! ([`crate::tls`]): accepted sockets are wrapped in rustls, the rest is this file.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,24 +70,51 @@ pub struct Logged {
 #[derive(Debug)]
 pub struct Server {
     pub port: u16,
+    scheme: &'static str,
     faults: Arc<Mutex<Faults>>,
     log: Arc<Mutex<Vec<Logged>>>,
+    /// TLS handshakes that failed, as the server saw them (e.g. the client's alert).
+    handshake_errors: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
 
+/// A connection the server answers on: a plain socket, or TLS over one.
+pub(crate) trait Conn: Read + Write {
+    fn tcp(&self) -> &TcpStream;
+    /// Ends the connection (TLS says close_notify first).
+    fn close(&mut self) {
+        let _ = self.flush();
+        let _ = self.tcp().shutdown(Shutdown::Both);
+    }
+}
+
+impl Conn for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
 impl Server {
-    /// Serves `root` on a free loopback port.
+    /// Serves `root` over plain HTTP on a free loopback port.
     pub fn start(root: &Path) -> Server {
+        Server::launch(root, None)
+    }
+
+    /// Serves `root`, over TLS with `tls` when given.
+    pub(crate) fn launch(root: &Path, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let port = listener.local_addr().expect("addr").port();
         listener.set_nonblocking(true).expect("nonblocking");
         let faults = Arc::new(Mutex::new(Faults::default()));
         let log = Arc::new(Mutex::new(Vec::new()));
+        let handshake_errors = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
-        let (f, l, s, root) = (
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let (f, l, h, s, root) = (
             faults.clone(),
             log.clone(),
+            handshake_errors.clone(),
             stop.clone(),
             root.to_path_buf(),
         );
@@ -94,9 +122,20 @@ impl Server {
             while !s.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let (f, l, s, root) = (f.clone(), l.clone(), s.clone(), root.clone());
+                        let (f, l, h, s) = (f.clone(), l.clone(), h.clone(), s.clone());
+                        let (root, tls) = (root.clone(), tls.clone());
                         thread::spawn(move || {
-                            let _ = handle(stream, &root, &f, &l, &s, started);
+                            let _ = stream.set_nonblocking(false);
+                            let _ = match tls {
+                                None => handle(stream, &root, &f, &l, &s, started),
+                                Some(cfg) => match crate::tls::accept(cfg, stream) {
+                                    Ok(conn) => handle(conn, &root, &f, &l, &s, started),
+                                    Err(e) => {
+                                        h.lock().expect("handshake log").push(e.to_string());
+                                        Ok(())
+                                    }
+                                },
+                            };
                         });
                     }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
@@ -105,15 +144,27 @@ impl Server {
         });
         Server {
             port,
+            scheme,
             faults,
             log,
+            handshake_errors,
             stop,
         }
     }
 
     /// The repository root URL.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
+        self.url_at("127.0.0.1")
+    }
+
+    /// The repository root URL with another name for this host (`localhost`).
+    pub fn url_at(&self, host: &str) -> String {
+        format!("{}://{host}:{}/", self.scheme, self.port)
+    }
+
+    /// The TLS handshakes that failed so far, in the server's words.
+    pub fn handshake_errors(&self) -> Vec<String> {
+        self.handshake_errors.lock().expect("handshake log").clone()
     }
 
     /// Changes the faults.
@@ -147,16 +198,17 @@ impl Drop for Server {
     }
 }
 
-fn handle(
-    mut stream: TcpStream,
+fn handle<S: Conn>(
+    mut stream: S,
     root: &Path,
     faults: &Mutex<Faults>,
     log: &Mutex<Vec<Logged>>,
     stop: &AtomicBool,
     started: Instant,
 ) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+    // One request per connection, and a GET has no body: what the reader buffers
+    // past the headers is never needed.
+    let mut reader = BufReader::new(&mut stream);
     let mut request = String::new();
     reader.read_line(&mut request)?;
     let mut range_start = None;
@@ -174,6 +226,7 @@ fn handle(
                 .and_then(|n| n.parse::<u64>().ok());
         }
     }
+    drop(reader);
     let path = request
         .split_whitespace()
         .nth(1)
@@ -206,13 +259,12 @@ fn handle(
         l[idx].body_bytes = bytes;
     };
     let result = answer(&mut stream, root, &f, &path, range_start, stop, &set);
-    let _ = stream.flush();
-    let _ = stream.shutdown(Shutdown::Both);
+    stream.close();
     result
 }
 
 /// An empty answer with `status` and extra header lines.
-fn empty(stream: &mut TcpStream, status: u16, extra: &str) -> std::io::Result<()> {
+fn empty(stream: &mut dyn Conn, status: u16, extra: &str) -> std::io::Result<()> {
     let reason = match status {
         302 => "Found",
         404 => "Not Found",
@@ -230,7 +282,7 @@ fn empty(stream: &mut TcpStream, status: u16, extra: &str) -> std::io::Result<()
 }
 
 fn answer(
-    stream: &mut TcpStream,
+    stream: &mut dyn Conn,
     root: &Path,
     f: &Faults,
     path: &str,
@@ -342,11 +394,18 @@ fn answer(
     }
     set(status, sent);
     if f.stall_after.is_some() {
+        stream
+            .tcp()
+            .set_read_timeout(Some(Duration::from_millis(50)))?;
         while !stop.load(Ordering::SeqCst) {
             let mut probe = [0u8; 1];
-            stream.set_read_timeout(Some(Duration::from_millis(50)))?;
-            if let Ok(0) = stream.read(&mut probe) {
-                break;
+            match stream.read(&mut probe) {
+                // The client hung up (over TLS, perhaps without close_notify).
+                Ok(0) => break,
+                Err(e) if !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    break;
+                }
+                _ => {}
             }
         }
     }

@@ -10,7 +10,9 @@
 //! point reached, so a server that cuts every response still delivers the whole
 //! blob, while one that cuts and restarts, or drips bytes, is given up on. Other 4xx,
 //! refused redirects and wrong bytes move on to the next root (the manifest's
-//! `mirrors`).
+//! `mirrors`). Every download has a total deadline ([`retry::Deadline`]); the bytes
+//! received before it passed are kept for the next run. The client itself, its trust
+//! roots and proxies, and the words for its failures are [`client`]'s.
 
 use fs_err::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -23,9 +25,10 @@ use url::Url;
 
 // Kept beside this file (not a folder of its own) to leave the module tree as it is.
 
+use super::client::Client;
 use super::failure::Failure;
 use super::local::copy_local;
-use super::retry::{self, Pace, Stop, retryable};
+use super::retry::{self, Deadline, Pace, Stop, retryable};
 use super::{NoWatch, Root, Watch};
 use crate::env;
 use crate::error::{Error, Result, human_bytes};
@@ -34,29 +37,21 @@ use crate::report::{Phase, Reporter};
 /// Downloads with retries; one per command.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    net: Client,
     retry_base: Duration,
     max_failures: u32,
     pace: Pace,
+    deadline: Deadline,
 }
 
 impl Fetcher {
     pub fn new() -> Result<Fetcher> {
-        // reqwest is built without a default crypto provider; use ring's. Failing
-        // here only means a provider was installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(env::number(env::READ_TIMEOUT, 30)))
-            .redirect(retry::redirect_policy())
-            .user_agent(concat!("peft-bootstrap/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
         Ok(Fetcher {
-            client,
+            net: Client::new()?,
             retry_base: Duration::from_millis(env::number(env::RETRY_BASE_MS, 500)),
             max_failures: 5,
             pace: Pace::from_env(),
+            deadline: Deadline::from_env(),
         })
     }
 
@@ -67,22 +62,27 @@ impl Fetcher {
 
     /// Fetches a small file (manifest, signature, index) of at most `max` bytes from
     /// the first root that has it.
+    /// The whole search has the deadline of a download of `max` bytes.
     pub async fn get_small(&self, roots: &[Root], rel: &str, max: u64) -> Result<Vec<u8>> {
+        let url = roots.first().map(|r| r.describe(rel)).unwrap_or_default();
         let mut last = String::from("no source configured");
-        for root in roots {
-            match self.get_small_from(root, rel, max).await {
-                Ok(b) => return Ok(b),
-                Err(Failure::Fatal(e)) => return Err(e),
-                Err(Failure::Integrity(m) | Failure::Network(m)) => {
-                    tracing::debug!("{}: {m}", root.describe(rel));
-                    last = m;
+        let search = async {
+            for root in roots {
+                match self.get_small_from(root, rel, max).await {
+                    Ok(b) => return Ok(b),
+                    Err(Failure::Fatal(e)) => return Err(e),
+                    Err(Failure::Integrity(m) | Failure::Network(m)) => {
+                        tracing::debug!("{}: {m}", root.describe(rel));
+                        last = m;
+                    }
                 }
             }
+            Err(self.net.network_error(url.clone(), last))
+        };
+        match tokio::time::timeout(self.deadline.budget(max), search).await {
+            Ok(r) => r,
+            Err(_) => Err(self.net.network_error(url, self.deadline.passed(max))),
         }
-        Err(Error::Network {
-            url: roots.first().map(|r| r.describe(rel)).unwrap_or_default(),
-            detail: last,
-        })
     }
 
     async fn get_small_from(&self, root: &Root, rel: &str, max: u64) -> Result<Vec<u8>, Failure> {
@@ -108,15 +108,16 @@ impl Fetcher {
             let mut hint = None;
             let attempt = async {
                 let mut resp = self
-                    .client
+                    .net
+                    .http
                     .get(url.clone())
                     .send()
                     .await
-                    .map_err(|e| (retry::transient(&e), chain(&e)))?;
+                    .map_err(|e| (retry::transient(&e), self.net.explain(&e, &url)))?;
                 let status = resp.status();
                 if !status.is_success() {
                     hint = retry::retry_after(&resp);
-                    return Err((retryable(status), retry::status_error(&resp)));
+                    return Err((retryable(status), self.net.status_error(&resp, &url)));
                 }
                 if resp.content_length().is_some_and(|n| n > max) {
                     return Err((false, format!("larger than the {} cap", human_bytes(max))));
@@ -124,7 +125,7 @@ impl Fetcher {
                 let mut buf = Vec::new();
                 let mut meter = self.pace.meter();
                 while let Some(chunk) = meter.chunk(&mut resp).await.map_err(|e| match e {
-                    Stop::Lost(e) => (true, chain(&e)),
+                    Stop::Lost(e) => (true, self.net.explain(&e, &url)),
                     Stop::Slow(m) => (true, m),
                 })? {
                     buf.extend_from_slice(&chunk);
@@ -189,12 +190,25 @@ impl Fetcher {
         let partial = downloads.join(format!("{hex}.partial"));
         let mut network = Vec::new();
         let mut integrity = Vec::new();
+        let until = tokio::time::Instant::now() + self.deadline.budget(blob.size);
         for root in roots {
             let from = root.describe(&blob.path());
             let result = match root {
                 Root::Http(base) => {
-                    self.download_http(base, blob, &partial, reporter, watch)
-                        .await
+                    let attempts = self.download_http(base, blob, &partial, reporter, watch);
+                    match tokio::time::timeout_at(until, attempts).await {
+                        Ok(r) => r,
+                        // Dropped at an await: every byte written so far is whole (the
+                        // buffer is flushed on drop) and is resumed by the next run.
+                        Err(_) => {
+                            let kept = fs_err::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+                            network.push(format!(
+                                "{from}: {}; the {kept} bytes received are kept for the next run",
+                                self.deadline.passed(blob.size)
+                            ));
+                            break;
+                        }
+                    }
                 }
                 Root::Dir(dir) => {
                     copy_local(&dir.join(blob.path()), blob, &partial, reporter, watch)
@@ -220,13 +234,10 @@ impl Fetcher {
                 "the repository or a proxy serves altered files; nothing was installed",
             ));
         }
-        Err(Error::Network {
-            url: roots
-                .first()
-                .map(|r| r.describe(&blob.path()))
-                .unwrap_or_default(),
-            detail: network.join("; "),
-        })
+        let url = roots.first().map(|r| r.describe(&blob.path()));
+        Err(self
+            .net
+            .network_error(url.unwrap_or_default(), network.join("; ")))
     }
 
     async fn download_http(
@@ -272,15 +283,17 @@ impl Fetcher {
             if failures > 0 {
                 self.backoff(failures, hint.take()).await;
             }
-            let mut req = self.client.get(url.clone());
+            let mut req = self.net.http.get(url.clone());
             if have > 0 {
                 req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
             }
             let mut resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if !retry::transient(&e) => return Err(Failure::Network(chain(&e))),
+                Err(e) if !retry::transient(&e) => {
+                    return Err(Failure::Network(self.net.explain(&e, &url)));
+                }
                 Err(e) => {
-                    last_error = chain(&e);
+                    last_error = self.net.explain(&e, &url);
                     failures += 1;
                     continue;
                 }
@@ -297,7 +310,7 @@ impl Fetcher {
                     hint = retry::retry_after(&resp);
                     continue;
                 }
-                _ => return Err(Failure::Network(retry::status_error(&resp))),
+                _ => return Err(Failure::Network(self.net.status_error(&resp, &url))),
             };
             if restart {
                 // The server ignored or mangled the range: start over, never append.
@@ -347,7 +360,8 @@ impl Fetcher {
                     }
                     Ok(None) => break,
                     Err(Stop::Lost(e)) => {
-                        last_error = format!("connection lost at byte {have}: {}", chain(&e));
+                        let why = self.net.explain(&e, &url);
+                        last_error = format!("connection lost at byte {have}: {why}");
                         tracing::debug!("{url}: {last_error}");
                         break;
                     }
@@ -384,21 +398,6 @@ impl Fetcher {
         }
         Ok(())
     }
-}
-
-/// An error with its causes, so "error sending request" says "connection refused".
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 fn too_big(what: &str, max: u64) -> Error {

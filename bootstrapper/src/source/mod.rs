@@ -2,6 +2,7 @@
 //! manifest acceptance and offline folders. Nothing here decides what to install.
 
 mod accept;
+mod client;
 mod failure;
 mod fetch;
 mod local;

@@ -4,7 +4,9 @@
 //! `Retry-After` asks, never more than 8 s), which statuses are worth another try,
 //! which redirects are followed, and the minimum-throughput rule: an attempt that
 //! delivers fewer than `PEFT_MIN_RATE_BYTES` in `PEFT_MIN_RATE_SECS` is abandoned, so
-//! a server that drips bytes cannot hold the cache lock for ever.
+//! a server that drips bytes cannot hold the cache lock for ever; and the total
+//! deadline of one download ([`Deadline`]), so that one dripping just above that
+//! minimum cannot either.
 
 use std::ops::Deref;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use reqwest::StatusCode;
 use tokio::time::Instant;
 use url::Url;
 
+use super::client;
 use crate::env;
 
 /// The longest wait between two attempts, whatever the backoff or the server says.
@@ -55,10 +58,10 @@ pub(super) fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// Whether an error of `send` may go away if asked again: a refused redirect or a
-/// request that cannot be built will not.
+/// Whether an error of `send` may go away if asked again: a refused redirect, a
+/// refused certificate or a request that cannot be built will not.
 pub(super) fn transient(e: &reqwest::Error) -> bool {
-    !(e.is_redirect() || e.is_builder())
+    !(e.is_redirect() || e.is_builder() || client::is_certificate_error(e))
 }
 
 /// The redirect policy: at most [`MAX_REDIRECTS`] hops, no loop, http(s) only, and
@@ -91,6 +94,53 @@ fn refuse_redirect(next: &Url, previous: &[Url]) -> Option<String> {
         None
     }
 }
+
+/// The total deadline of one download, every attempt, backoff and mirror together:
+/// `PEFT_DEADLINE_SECS` plus the blob's size at `PEFT_DEADLINE_RATE_BYTES` a second.
+///
+/// The defaults (600 s, 32 KiB/s) let a 3 GB archive take 26 hours and a 100 MB one
+/// an hour: only a link slower than about 260 kbit/s on average, retries included,
+/// reaches them. Bytes received are kept, so even such a link finishes over runs.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deadline {
+    base: Duration,
+    rate: u64,
+}
+
+impl Deadline {
+    pub(super) fn from_env() -> Deadline {
+        Deadline {
+            base: Duration::from_secs(env::number(env::DEADLINE_SECS, 600)),
+            rate: env::number(env::DEADLINE_RATE_BYTES, 32 << 10),
+        }
+    }
+
+    /// How long a download of `size` bytes may take in all.
+    pub(super) fn budget(self, size: u64) -> Duration {
+        let extra = size.checked_div(self.rate).unwrap_or(0);
+        self.base.saturating_add(Duration::from_secs(extra))
+    }
+
+    /// Why a download of `size` bytes was stopped.
+    pub(super) fn passed(self, size: u64) -> String {
+        let why = match self.rate {
+            0 => format!("{}={}", env::DEADLINE_SECS, self.base.as_secs()),
+            r => format!(
+                "{}={} plus 1 s per {}={r} bytes of its {size}",
+                env::DEADLINE_SECS,
+                self.base.as_secs(),
+                env::DEADLINE_RATE_BYTES
+            ),
+        };
+        format!(
+            "{DEADLINE_PASSED} of {} s ({why})",
+            self.budget(size).as_secs()
+        )
+    }
+}
+
+/// How every message about a passed deadline starts.
+pub(super) const DEADLINE_PASSED: &str = "the download did not finish within its deadline";
 
 /// The minimum-throughput rule; `min_bytes == 0` turns it off.
 #[derive(Debug, Clone, Copy)]
@@ -212,6 +262,20 @@ mod tests {
             .collect();
         let n = refuse_redirect(&next("http://a.test/last"), &long).expect("too many");
         assert!(n.contains("more than"), "{n}");
+    }
+
+    #[test]
+    fn the_deadline_grows_with_the_size() {
+        let d = Deadline {
+            base: Duration::from_secs(600),
+            rate: 32 << 10,
+        };
+        assert_eq!(d.budget(0), Duration::from_secs(600));
+        assert_eq!(d.budget(100 << 20), Duration::from_secs(600 + 3200));
+        assert!(d.budget(3_000_000_000) > Duration::from_secs(25 * 3600));
+        let fixed = Deadline { rate: 0, ..d };
+        assert_eq!(fixed.budget(u64::MAX), Duration::from_secs(600));
+        assert!(fixed.passed(1).contains("PEFT_DEADLINE_SECS"));
     }
 
     #[test]

@@ -184,6 +184,64 @@ fn a_slow_drip_hits_the_deadline_and_releases_the_lock() {
 }
 
 #[test]
+fn a_drip_just_above_the_minimum_rate_hits_the_total_deadline_and_releases_the_lock() {
+    let (w, input) = world(42, MIB);
+    let archive = w.archive_path();
+    let drip = Server::start(&w.repo());
+    drip.faults(|f| {
+        f.target = Some(archive.clone());
+        f.drip = Some(Duration::from_millis(50));
+    });
+    // About 20 bytes a second against a floor of 4 a second: never too slow, only
+    // the deadline of 3 s (the size adds nothing) can stop it.
+    let mut slow = w.command("ensure", &drip.url(), "cache", &[]);
+    slow.env("PEFT_MIN_RATE_BYTES", "4")
+        .env("PEFT_MIN_RATE_SECS", "1")
+        .env("PEFT_DEADLINE_SECS", "3")
+        .env("PEFT_DEADLINE_RATE_BYTES", "0");
+    let started = Instant::now();
+    let first = spawn(slow);
+    while drip.requests(&archive).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the archive was never asked for"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let good = Server::start(&w.repo());
+    let mut c = w.command("ensure", &good.url(), "cache", &[]);
+    c.env("PEFT_LOCK_TIMEOUT", "60");
+    let second = spawn(c);
+    let a = finish_within(first, Duration::from_secs(30), "the dripping download");
+    let msg = assert_error(&a, 3, "did not finish within its deadline of 3 s");
+    assert!(msg.contains("PEFT_DEADLINE_SECS"), "{msg}");
+    assert!(msg.contains("kept for the next run"), "{msg}");
+    let hint = event(&events(&a), "error").expect("error")["hint"].to_string();
+    assert!(hint.contains("resume"), "{hint}");
+    assert!(
+        !msg.contains("below the minimum"),
+        "the rate rule never fired: {msg}"
+    );
+    let log = drip.requests(&archive);
+    assert_eq!(
+        log.len(),
+        1,
+        "one attempt, cut by the deadline: {:?}",
+        ranges(&log)
+    );
+    assert!(log[0].body_bytes > 4, "it kept dripping: {log:?}");
+    let b = finish_within(second, Duration::from_secs(30), "the waiting ensure");
+    assert_eq!(exit(&b), 0, "{}", stderr(&b));
+    assert_installed_equals(&ready_dir(&events(&b)), &input);
+    let resumed = good.requests(&archive);
+    assert!(
+        resumed[0].range_start.is_some_and(|n| n > 0),
+        "the dripped bytes were kept and resumed: {:?}",
+        ranges(&resumed)
+    );
+}
+
+#[test]
 fn server_errors_are_retried_with_backoff_then_fail_cleanly() {
     let (w, _) = world(34, MIB);
     let archive = w.archive_path();
