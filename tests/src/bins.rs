@@ -83,8 +83,21 @@ pub fn release_raw(args: &[&str]) -> Output {
         .expect("run peft-release")
 }
 
+/// Variables the tests set that are not the bootstrapper's run-time settings, and why.
+#[cfg(test)]
+const NOT_SETTINGS: &[&str] = &[
+    // The test harness's own: fail instead of skip; the frozen engine; the binaries.
+    "PEFT_E2E_REQUIRE",
+    "PEFT_TEST_BUNDLE_DIR",
+    "PEFT_BIN_DIR",
+    // Read at build time (`option_env!`) to make a newer bootstrapper.
+    "PEFT_BOOTSTRAP_VERSION_OVERRIDE",
+];
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_bootstrapper_variables_come_from_env_rs() {
         let vars = super::bootstrapper_vars();
@@ -100,6 +113,52 @@ mod tests {
             vars.iter()
                 .all(|v| v.chars().all(|c| c.is_ascii_uppercase() || c == '_')),
             "{vars:?}"
+        );
+    }
+
+    /// A misspelt variable would be ignored by the bootstrapper and the test that
+    /// sets it would pass without testing anything: every `PEFT_*` name in the test
+    /// sources must be one `env.rs` declares, or a listed harness variable.
+    #[test]
+    fn every_peft_variable_the_tests_name_is_one_the_bootstrapper_reads() {
+        let known = bootstrapper_vars();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut unknown = Vec::new();
+        let mut seen = 0;
+        for dir in [
+            "src",
+            "tests/e2e",
+            "../bootstrapper/tests",
+            "../bootstrapper/tests/detect",
+        ] {
+            for e in fs_err::read_dir(root.join(dir)).expect("ls").flatten() {
+                let path = e.path();
+                if path.extension().is_none_or(|x| x != "rs") {
+                    continue;
+                }
+                let text = fs_err::read_to_string(&path).expect("read");
+                for (i, _) in text.match_indices("\"PEFT_") {
+                    let name: String = text[i + 1..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                        .collect();
+                    if name == "PEFT_" {
+                        continue; // a prefix, as in `starts_with("PEFT_")`
+                    }
+                    seen += 1;
+                    if !known.contains(&name.as_str()) && !NOT_SETTINGS.contains(&name.as_str()) {
+                        unknown.push(format!("{}: {name}", path.display()));
+                    }
+                }
+            }
+        }
+        assert!(
+            seen > 20,
+            "only {seen} PEFT_ names found: is the scan looking in the right place?"
+        );
+        assert!(
+            unknown.is_empty(),
+            "not variables of bootstrapper/src/env.rs: {unknown:?}"
         );
     }
 }

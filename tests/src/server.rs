@@ -167,6 +167,18 @@ impl Server {
         self.handshake_errors.lock().expect("handshake log").clone()
     }
 
+    /// The failed handshakes once the server has seen at least one (waiting up to
+    /// 10 s: the server thread may note a refused handshake after the client has
+    /// exited), and half a second more for any that follow.
+    pub fn settled_handshake_errors(&self) -> Vec<String> {
+        let start = Instant::now();
+        while self.handshake_errors().is_empty() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        self.handshake_errors()
+    }
+
     /// Changes the faults.
     pub fn faults(&self, f: impl FnOnce(&mut Faults)) {
         f(&mut self.faults.lock().expect("faults lock"));

@@ -66,7 +66,7 @@ fn an_untrusted_certificate_authority_is_refused() {
         server.log().is_empty(),
         "no request got through the handshake"
     );
-    let refused = server.handshake_errors();
+    let refused = server.settled_handshake_errors();
     assert_eq!(
         refused.len(),
         1,
