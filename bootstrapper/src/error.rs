@@ -38,6 +38,10 @@ pub enum Error {
         path: PathBuf,
         source: io::Error,
     },
+    /// The cache holds something this build will not write through or repair, e.g.
+    /// a symbolic link where it keeps a folder (exit 6).
+    #[error("{message}")]
+    Unusable { message: String, hint: String },
     /// Not enough free space (exit 6).
     #[error("not enough free space in {}: {needed} bytes are needed, {available} are free", path.display())]
     DiskFull {
@@ -79,6 +83,14 @@ impl Error {
         }
     }
 
+    /// The cache holds something it will not write through (exit 6).
+    pub fn unusable(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Unusable {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
     /// An I/O failure on `path` while doing `action` ("writing", "reading", ...).
     pub fn storage(action: &'static str, path: &Path, source: io::Error) -> Self {
         Error::Storage {
@@ -96,7 +108,7 @@ impl Error {
             Error::Network { .. } => 3,
             Error::Integrity { .. } => 4,
             Error::NoVariant { .. } => 5,
-            Error::Storage { .. } | Error::DiskFull { .. } => 6,
+            Error::Storage { .. } | Error::Unusable { .. } | Error::DiskFull { .. } => 6,
             Error::Busy { .. } => 7,
         }
     }
@@ -109,7 +121,7 @@ impl Error {
             Error::Network { .. } => "network",
             Error::Integrity { .. } => "integrity",
             Error::NoVariant { .. } => "no_variant",
-            Error::Storage { .. } | Error::DiskFull { .. } => "storage",
+            Error::Storage { .. } | Error::Unusable { .. } | Error::DiskFull { .. } => "storage",
             Error::Busy { .. } => "busy",
         }
     }
@@ -118,6 +130,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Usage { hint, .. } | Error::Integrity { hint, .. } | Error::NoVariant { hint, .. } => hint.clone(),
+            Error::Unusable { hint, .. } => Some(hint.clone()),
             Error::Network { .. } => Some(
                 "check the internet connection or proxy settings, or install from a pre-fetched folder with --offline-dir"
                     .into(),
@@ -194,6 +207,7 @@ mod tests {
                 6,
                 "storage",
             ),
+            (Error::unusable("x", "y"), 6, "storage"),
             (
                 Error::DiskFull {
                     path: p.clone(),

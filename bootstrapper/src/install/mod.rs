@@ -6,7 +6,8 @@
 //! The full-archive path lives here; the delta path ([`delta`]) shares
 //! [`fetch_index`] and the [`Transaction`] (staging folder, commit by rename, cleanup
 //! on drop); archive checks and the parallel unpack are [`extract`], making the
-//! staged tree durable is [`durable`]; proving a fresh install is [`probe`].
+//! staged tree durable is [`durable`]; proving a fresh install is [`probe`]; mending
+//! a damaged install in place (`verify --repair`, the one exception) is [`repair`].
 
 mod delta;
 mod durable;
@@ -15,6 +16,7 @@ mod extract;
 mod fixture;
 mod patch;
 pub mod probe;
+pub mod repair;
 mod shared_file;
 mod stream;
 mod transaction;

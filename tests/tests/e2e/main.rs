@@ -8,6 +8,7 @@ mod engine;
 mod offline;
 mod refusals;
 mod release;
+mod repair;
 mod self_update;
 mod transport;
 mod updates;
