@@ -141,7 +141,7 @@ impl Error {
                     path.display()
                 ),
                 io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => format!(
-                    "free space on the disk holding {}, or set PEFT_CACHE_DIR to a larger disk",
+                    "free space on the disk holding {} and run the command again (what was downloaded is kept and resumed), or set PEFT_CACHE_DIR to a larger disk",
                     path.display()
                 ),
                 _ => "check the disk and try again; the previously installed backend is unchanged".into(),

@@ -102,10 +102,15 @@ pub async fn install(
     let variant = target.variant;
     let index = fetch_index(fetcher, roots, target.release, variant).await?;
     let archive_done = cache.downloads().join(variant.archive.sha256.hex());
+    // A partial download (kept by a run that failed, e.g. on a full disk) is resumed:
+    // only the rest of it needs space.
+    let partial_len = fs_err::metadata(archive_done.with_extension("partial"))
+        .map_or(0, |m| m.len())
+        .min(variant.archive.size);
     let download = if archive_done.is_file() {
         0
     } else {
-        variant.archive.size
+        variant.archive.size - partial_len
     };
     check_space(cache.root(), variant.index.unpacked_size + download + SPARE)?;
     let downloads = cache.downloads();

@@ -3,6 +3,7 @@
 //! first (the test script does).
 
 mod backbone;
+mod concurrency;
 mod crash;
 mod engine;
 mod offline;
@@ -10,5 +11,6 @@ mod refusals;
 mod release;
 mod repair;
 mod self_update;
+mod storage;
 mod transport;
 mod updates;
