@@ -5,7 +5,7 @@
 //! offline folder (or `file://` repository), whose archive is found by the SHA-256
 //! the install record keeps; or an HTTP repository, for which the channel manifest
 //! is accepted the usual way (it gives the archive's size and the mirrors), and the
-//! archive is read by ranges ([`from_network`]), or whole when a server ignores
+//! archive is read by ranges ([`mend_from_network`]), or whole when a server ignores
 //! `Range`. The mechanics are in [`crate::install::repair`].
 //!
 //! Exit codes: 0 when every damaged file was rewritten; 4 when a source's bytes did
@@ -18,7 +18,7 @@ use peft_manifest::Blob;
 use super::{Next, Session};
 use crate::cache::{CacheLock, InstallRecord};
 use crate::error::{Error, Result, human_bytes};
-use crate::install::repair::{Inspection, Network, Repair, from_network};
+use crate::install::repair::{Inspection, Network, Repair, mend_from_network};
 use crate::install::{SPARE, check_space};
 use crate::report::{Event, RepairSource};
 use crate::source::Root;
@@ -50,7 +50,7 @@ pub(super) async fn run(
     let mut r = Repair::new(&dir, &found.damaged)?;
     // (a) The cache: installed files, then complete archives.
     let installs = cache.installs()?;
-    r.from_installs(
+    r.mend_from_installs(
         installs
             .iter()
             .map(|(n, i)| (cache.versions().join(n), &i.index)),
@@ -58,7 +58,7 @@ pub(super) async fn run(
     for (_, i) in &installs {
         let archive = cache.downloads().join(&i.archive_sha256);
         if !r.is_done() && archive.is_file() {
-            r.from_archive(&archive, &i.index, RepairSource::Cache)?;
+            r.mend_from_archive(&archive, &i.index, RepairSource::Cache)?;
         }
     }
     // (b), (c) The repository: an offline folder, or the network.
@@ -71,7 +71,7 @@ pub(super) async fn run(
             Some(Root::Dir(d)) => {
                 let archive = d.join(&rel);
                 if archive.is_file() {
-                    r.from_archive(&archive, &rec.index, RepairSource::Offline)?;
+                    r.mend_from_archive(&archive, &rec.index, RepairSource::Offline)?;
                 } else {
                     unreachable.push(format!("{} is not there", archive.display()));
                 }
@@ -166,12 +166,12 @@ async fn network(
             Root::Dir(d) => {
                 let archive = d.join(blob.path());
                 if archive.is_file() {
-                    r.from_archive(&archive, &rec.index, RepairSource::Offline)?;
+                    r.mend_from_archive(&archive, &rec.index, RepairSource::Offline)?;
                 }
                 continue;
             }
         };
-        match from_network(r, fetcher, base, &blob, &rec.index, &downloads, reporter).await {
+        match mend_from_network(r, fetcher, base, &blob, &rec.index, &downloads, reporter).await {
             Ok(Network::Read { fetched: n }) => fetched += n,
             Ok(Network::Ignored { fetched: n }) => {
                 fetched += n;
@@ -184,7 +184,7 @@ async fn network(
                 match fetcher.download(&roots, &blob, &downloads, reporter).await {
                     Ok(archive) => {
                         fetched += blob.size;
-                        r.from_archive(&archive, &rec.index, RepairSource::Network)?;
+                        r.mend_from_archive(&archive, &rec.index, RepairSource::Network)?;
                         // Installs are what the cache keeps.
                         let _ = fs_err::remove_file(&archive);
                     }

@@ -31,9 +31,7 @@ use crate::env;
 use crate::error::{Error, Result, human_bytes};
 use crate::report::{Phase, Reporter};
 
-// Range reads (`verify --repair`) in `fetch/range.rs`: they use the client and its retry rules.
-mod range;
-pub use range::Ranged;
+pub(super) mod range;
 
 /// Downloads with retries; one per command.
 #[derive(Debug, Clone)]

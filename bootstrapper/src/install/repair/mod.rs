@@ -16,17 +16,17 @@
 //! several paths (repeated libraries); its first path is written from a source and
 //! the others are copied from that verified file. The sources, tried by the caller
 //! in this order: installed files with that SHA-256 (any install, this one too)
-//! ([`Repair::from_installs`]); a complete archive in `downloads/`, an offline
+//! ([`Repair::mend_from_installs`]); a complete archive in `downloads/`, an offline
 //! folder's or a `file://` repository's archive, or a whole downloaded archive
-//! ([`Repair::from_archive`]), reading just the needed entries; ranges of the
-//! archive over HTTP ([`from_network`]).
+//! ([`Repair::mend_from_archive`]), reading just the needed entries; ranges of the
+//! archive over HTTP ([`mend_from_network`]).
 
 mod inspect;
 mod plan;
 mod ranged;
 
 pub use inspect::{Damaged, Fault, Inspection, inspect};
-pub use ranged::{Network, from_network};
+pub use ranged::{Network, mend_from_network};
 
 use fs_err::File;
 use std::collections::{BTreeMap, HashMap};
@@ -146,7 +146,7 @@ impl Repair {
 
     /// Copies damaged contents from installed files (`(folder, index)` of every
     /// install, this one included) that hold the same SHA-256 and still hash right.
-    pub fn from_installs<'i>(
+    pub fn mend_from_installs<'i>(
         &mut self,
         installs: impl IntoIterator<Item = (PathBuf, &'i FileIndex)>,
     ) -> Result<()> {
@@ -185,7 +185,7 @@ impl Repair {
 
     /// Reads the damaged contents from the local zip `archive`, packed with `index`
     /// (each content is in the entry of its first path, its carrier).
-    pub fn from_archive(
+    pub fn mend_from_archive(
         &mut self,
         archive: &Path,
         index: &FileIndex,
@@ -202,11 +202,11 @@ impl Repair {
                 return Ok(());
             }
         };
-        self.from_zip(&mut zip, index, from, &archive.display().to_string())
+        self.mend_from_zip(&mut zip, index, from, &archive.display().to_string())
     }
 
-    /// [`Repair::from_archive`] over any reader of the zip.
-    fn from_zip<R: Read + Seek>(
+    /// [`Repair::mend_from_archive`] over any reader of the zip.
+    fn mend_from_zip<R: Read + Seek>(
         &mut self,
         zip: &mut zip::ZipArchive<R>,
         index: &FileIndex,

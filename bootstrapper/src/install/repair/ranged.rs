@@ -37,7 +37,7 @@ pub enum Network {
 
 /// Reads the damaged entries of the archive `blob` (packed with `index`) from the
 /// HTTP root `base` by ranges and repairs them; see the module documentation.
-pub async fn from_network(
+pub async fn mend_from_network(
     repair: &mut Repair,
     fetcher: &Fetcher,
     base: &Url,
@@ -81,7 +81,8 @@ pub async fn from_network(
         .map_err(|e| Error::storage("reading", &scratch, e))?;
     let cd = central_directory(&bytes, size).map_err(refuse)?;
     // 2. The part of the central directory before that end, if any.
-    if !got.fetch(&[cd.start..size], None).await? {
+    let directory = cd.start..size;
+    if !got.fetch(std::slice::from_ref(&directory), None).await? {
         return Ok(Network::Ignored {
             fetched: got.fetched,
         });
@@ -109,7 +110,7 @@ pub async fn from_network(
         });
     }
     let mut zip = archive(&got, size, &refuse)?;
-    repair.from_zip(&mut zip, index, RepairSource::Network, &what)?;
+    repair.mend_from_zip(&mut zip, index, RepairSource::Network, &what)?;
     Ok(Network::Read {
         fetched: got.fetched,
     })

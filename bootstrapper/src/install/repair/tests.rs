@@ -58,7 +58,7 @@ fn damaged_and_missing_files_are_rewritten_from_the_archive_and_nothing_else_is_
     assert!(matches!(faults[1], ("a/one.txt", Fault::Content(_))));
     assert_eq!(found.extra, vec!["extra.txt".to_string()]);
     let mut r = Repair::new(&dir, &found.damaged).expect("repair");
-    r.from_archive(&archive, &index, RepairSource::Offline)
+    r.mend_from_archive(&archive, &index, RepairSource::Offline)
         .expect("from the archive");
     assert!(r.is_done(), "left: {:?}", r.left());
     assert_eq!(r.repaired.len(), 2);
@@ -93,7 +93,7 @@ fn wrong_bytes_are_refused_and_the_damaged_file_stays_as_it_was() {
     let (lying, _) = bundle(other.path(), &[Item::File("a/one.txt", b"eno")]);
     let found = inspect(&dir, &index, &Quiet).expect("inspect");
     let mut r = Repair::new(&dir, &found.damaged).expect("repair");
-    r.from_archive(&lying, &index, RepairSource::Network)
+    r.mend_from_archive(&lying, &index, RepairSource::Network)
         .expect("a refusal is not an error here");
     assert!(!r.is_done());
     assert_eq!(r.left(), vec!["a/one.txt".to_string()]);
@@ -116,7 +116,7 @@ fn another_install_with_the_same_content_serves_first_and_a_damaged_copy_is_skip
     fs_err::remove_file(dir.join("a/one.txt")).expect("delete");
     let found = inspect(&dir, &index, &Quiet).expect("inspect");
     let mut r = Repair::new(&dir, &found.damaged).expect("repair");
-    r.from_installs([(bad, &index), (other, &index)])
+    r.mend_from_installs([(bad, &index), (other, &index)])
         .expect("from installs");
     assert!(r.is_done());
     assert_eq!(r.repaired[0].from, RepairSource::Cache);
