@@ -28,7 +28,7 @@ pub enum Command {
     /// Show installed versions, the current one and the cache size.
     Status,
     /// Re-hash the current install's files against its signed index.
-    Verify,
+    Verify(VerifyArgs),
     /// Fetch and stage a newer compatible backend (by delta when possible); the next
     /// `ensure` makes it current.
     Update(UpdateArgs),
@@ -45,6 +45,17 @@ pub struct UpdateArgs {
     /// Only say whether an update exists and how many bytes it needs.
     #[arg(long)]
     pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Rewrite only the damaged or missing files, each from the cheapest source that
+    /// has its signed bytes: another install or a complete download in the cache,
+    /// then the offline folder, then the repository (only the needed byte ranges of
+    /// the archive; the whole archive if the server ignores Range). Files the index
+    /// does not list are reported, never removed.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(Debug, Args)]

@@ -43,6 +43,10 @@ pub enum Error {
         path: PathBuf,
         source: io::Error,
     },
+    /// The cache holds something this build will not write through or repair, e.g.
+    /// a symbolic link where it keeps a folder (exit 6).
+    #[error("{message}")]
+    Unusable { message: String, hint: String },
     /// Not enough free space (exit 6).
     #[error("not enough free space in {}: {needed} bytes are needed, {available} are free", path.display())]
     DiskFull {
@@ -84,6 +88,14 @@ impl Error {
         }
     }
 
+    /// The cache holds something it will not write through (exit 6).
+    pub fn unusable(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Unusable {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
     /// An I/O failure on `path` while doing `action` ("writing", "reading", ...).
     pub fn storage(action: &'static str, path: &Path, source: io::Error) -> Self {
         Error::Storage {
@@ -101,7 +113,7 @@ impl Error {
             Error::Network { .. } => 3,
             Error::Integrity { .. } => 4,
             Error::NoVariant { .. } => 5,
-            Error::Storage { .. } | Error::DiskFull { .. } => 6,
+            Error::Storage { .. } | Error::Unusable { .. } | Error::DiskFull { .. } => 6,
             Error::Busy { .. } => 7,
         }
     }
@@ -114,7 +126,7 @@ impl Error {
             Error::Network { .. } => "network",
             Error::Integrity { .. } => "integrity",
             Error::NoVariant { .. } => "no_variant",
-            Error::Storage { .. } | Error::DiskFull { .. } => "storage",
+            Error::Storage { .. } | Error::Unusable { .. } | Error::DiskFull { .. } => "storage",
             Error::Busy { .. } => "busy",
         }
     }
@@ -124,6 +136,7 @@ impl Error {
         match self {
             Error::Usage { hint, .. } | Error::Integrity { hint, .. } | Error::NoVariant { hint, .. } => hint.clone(),
             Error::Network { hint: Some(h), .. } => Some(h.clone()),
+            Error::Unusable { hint, .. } => Some(hint.clone()),
             Error::Network { hint: None, .. } => Some(
                 "check the internet connection or proxy settings, or install from a pre-fetched folder with --offline-dir"
                     .into(),
@@ -134,7 +147,7 @@ impl Error {
                     path.display()
                 ),
                 io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => format!(
-                    "free space on the disk holding {}, or set PEFT_CACHE_DIR to a larger disk",
+                    "free space on the disk holding {} and run the command again (what was downloaded is kept and resumed), or set PEFT_CACHE_DIR to a larger disk",
                     path.display()
                 ),
                 _ => "check the disk and try again; the previously installed backend is unchanged".into(),
@@ -201,6 +214,7 @@ mod tests {
                 6,
                 "storage",
             ),
+            (Error::unusable("x", "y"), 6, "storage"),
             (
                 Error::DiskFull {
                     path: p.clone(),

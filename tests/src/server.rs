@@ -1,7 +1,7 @@
 //! A real HTTP/1.1 static file server on loopback that can misbehave on purpose.
 //!
 //! It serves a folder (one request per connection, `Connection: close`), honours
-//! `Range: bytes=N-`, and logs every request with its time. [`Faults`] make it cut
+//! `Range: bytes=N-` and `bytes=N-M`, and logs every request with its time. [`Faults`] make it cut
 //! responses short, ignore `Range`, answer 503 or any status (with `Retry-After`),
 //! stall, drip, stream for ever, send more bytes than the file has, send a wrong
 //! `Content-Range`, or redirect, so the bootstrapper's network code is tested against
@@ -60,6 +60,8 @@ pub struct Faults {
 pub struct Logged {
     pub path: String,
     pub range_start: Option<u64>,
+    /// The last byte asked for (`bytes=N-M`), if any.
+    pub range_end: Option<u64>,
     pub status: u16,
     pub body_bytes: u64,
     /// When the request arrived, from the server's start.
@@ -223,7 +225,7 @@ fn handle<S: Conn>(
     let mut reader = BufReader::new(&mut stream);
     let mut request = String::new();
     reader.read_line(&mut request)?;
-    let mut range_start = None;
+    let (mut range_start, mut range_end) = (None, None);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line == "\r\n" {
@@ -231,11 +233,9 @@ fn handle<S: Conn>(
         }
         let lower = line.to_ascii_lowercase();
         if let Some(v) = lower.strip_prefix("range:") {
-            range_start = v
-                .trim()
-                .strip_prefix("bytes=")
-                .and_then(|r| r.split('-').next())
-                .and_then(|n| n.parse::<u64>().ok());
+            let mut ends = v.trim().strip_prefix("bytes=").unwrap_or("").split('-');
+            range_start = ends.next().and_then(|n| n.trim().parse::<u64>().ok());
+            range_end = ends.next().and_then(|n| n.trim().parse::<u64>().ok());
         }
     }
     drop(reader);
@@ -259,6 +259,7 @@ fn handle<S: Conn>(
         l.push(Logged {
             path: path.clone(),
             range_start,
+            range_end,
             status: 200,
             body_bytes: 0,
             at: started.elapsed(),
@@ -270,7 +271,8 @@ fn handle<S: Conn>(
         l[idx].status = status;
         l[idx].body_bytes = bytes;
     };
-    let result = answer(&mut stream, root, &f, &path, range_start, stop, &set);
+    let range = range_start.map(|s| (s, range_end));
+    let result = answer(&mut stream, root, &f, &path, range, stop, &set);
     stream.close();
     result
 }
@@ -298,7 +300,7 @@ fn answer(
     root: &Path,
     f: &Faults,
     path: &str,
-    range_start: Option<u64>,
+    range: Option<(u64, Option<u64>)>,
     stop: &AtomicBool,
     set: &dyn Fn(u16, u64),
 ) -> std::io::Result<()> {
@@ -338,8 +340,16 @@ fn answer(
         body.extend(std::iter::repeat_n(0xAAu8, f.extra_bytes as usize));
     }
     let len = body.len() as u64;
-    let ranged = range_start.is_some() && !f.ignore_range;
-    let mut start = if ranged { range_start.unwrap_or(0) } else { 0 };
+    let ranged = range.is_some() && !f.ignore_range;
+    let mut start = match range {
+        Some((s, _)) if ranged => s,
+        _ => 0,
+    };
+    // One past the last byte sent: the asked end, or the whole file.
+    let stop_at = match range {
+        Some((_, Some(e))) if ranged => (e + 1).min(len),
+        _ => len,
+    };
     if start > len {
         set(416, 0);
         return empty(stream, 416, &format!("Content-Range: bytes */{len}\r\n"));
@@ -354,8 +364,8 @@ fn answer(
     } else if status == 206 {
         format!(
             "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{len}\r\nConnection: close\r\n\r\n",
-            len - start,
-            len.saturating_sub(1)
+            stop_at.saturating_sub(start),
+            stop_at.saturating_sub(1)
         )
     } else {
         format!(
@@ -376,7 +386,7 @@ fn answer(
         }
         return Ok(());
     }
-    let mut limit = len - start;
+    let mut limit = stop_at.saturating_sub(start);
     if let Some(c) = f.cut_after {
         limit = limit.min(c);
     }

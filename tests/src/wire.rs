@@ -77,6 +77,9 @@ pub enum Event {
         files: u64,
         ok: bool,
         problems: Vec<String>,
+        extra: Vec<String>,
+        repaired: Vec<Repaired>,
+        fetched: u64,
     },
     SelfUpdate {
         status: SelfUpdateStatus,
@@ -177,6 +180,22 @@ pub struct StatusInstall {
 pub struct ChannelSerial {
     pub serial: u64,
     pub published_at: String,
+}
+
+/// One file `verify --repair` rewrote, and where its bytes came from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Repaired {
+    pub path: String,
+    pub from: RepairSource,
+}
+
+/// `verified`'s repair sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepairSource {
+    Cache,
+    Offline,
+    Network,
 }
 
 /// `self_update`'s outcomes.

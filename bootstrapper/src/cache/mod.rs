@@ -11,12 +11,16 @@
 //! lock                            one writer at a time
 //! ```
 //!
+//! The cache folder may be a symbolic link (followed); links inside it are refused
+//! ([`links`]).
+//!
 //! Readers never take the lock: every file they read is replaced by an atomic rename,
 //! and an install directory appears in `versions/` only once complete. Writers hold
 //! the exclusive lock on `lock` for the whole transaction.
 
 mod bad;
 mod gc;
+mod links;
 
 pub use bad::BadVariants;
 pub use gc::collect;
@@ -110,12 +114,15 @@ pub struct CacheLock {
 }
 
 impl Cache {
-    /// Opens (and creates) the cache at `root`.
+    /// Opens (and creates) the cache at `root`; refuses a symbolic link inside it
+    /// ([`links`]).
     pub fn open(root: &Path) -> Result<Cache> {
-        for sub in ["versions", "downloads", "staging"] {
+        for sub in links::FOLDERS {
             let p = root.join(sub);
+            links::refuse_link(root, &p)?;
             fs_err::create_dir_all(&p).map_err(|e| Error::storage("creating", &p, e))?;
         }
+        links::refuse_links(root)?;
         Ok(Cache {
             root: root.to_path_buf(),
         })

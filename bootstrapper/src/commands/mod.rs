@@ -8,6 +8,7 @@ mod detect;
 mod ensure;
 mod gc;
 mod provision;
+mod repair;
 mod rollback;
 mod self_update;
 mod settings;
@@ -49,7 +50,7 @@ pub async fn run(command: Command, session: &Session<'_>) -> Result<Next> {
         Command::Ensure => ensure::run(session).await,
         Command::Detect => detect::run(session).await,
         Command::Status => status::run(session).map(|()| Next::Exit),
-        Command::Verify => verify::run(session).map(|()| Next::Exit),
+        Command::Verify(a) => verify::run(session, a.repair).await,
         Command::Update(a) => update::run(session, a.check).await,
         Command::Rollback(a) => rollback::run(session, a.reason.as_deref()).map(|()| Next::Exit),
         Command::Gc(a) => gc::run(session, a.keep).map(|()| Next::Exit),

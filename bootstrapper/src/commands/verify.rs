@@ -1,31 +1,35 @@
 //! `verify`: re-hash every file of the current install against the index kept in
-//! its record; exit 4 naming each damaged file.
+//! its record; exit 4 naming each damaged file. With `--repair` the damaged files
+//! are then rewritten ([`super::repair`]).
 
-use super::Session;
+use super::{Next, Session};
 use crate::error::{Error, Result};
-use crate::install::executable;
+use crate::install::repair::inspect;
 use crate::report::Event;
-use crate::source::hash_file;
 
-/// `verify`: re-hash the current install against its index.
-pub fn run(ctx: &Session<'_>) -> Result<()> {
+/// `verify [--repair]`: re-hash the current install against its index.
+pub async fn run(ctx: &Session<'_>, repair: bool) -> Result<Next> {
     let cache = ctx.cache()?;
+    // A repair writes into the install: it holds the lock from before it looks.
+    let lock = if repair {
+        ctx.current_or("no backend is installed")?;
+        Some(ctx.lock()?)
+    } else {
+        None
+    };
     let cur = ctx.current_or("no backend is installed")?;
     let rec = cache
         .record(&cur.dir)?
         .ok_or_else(|| Error::integrity(format!("{} has no install record", cur.dir)))?;
     let dir = cache.versions().join(&cur.dir);
-    let mut problems = Vec::new();
-    for f in &rec.index.files {
-        let p = executable(&dir, &f.path);
-        match hash_file(&p) {
-            Ok((hex, n)) if hex == f.sha256.hex() && n == f.size => {}
-            Ok((hex, n)) => problems.push(format!(
-                "{}: {n} bytes, SHA-256 {hex}; expected {} bytes, {}",
-                f.path, f.size, f.sha256
-            )),
-            Err(e) => problems.push(format!("{}: {e}", f.path)),
-        }
+    let found = inspect(&dir, &rec.index, ctx.reporter)?;
+    let problems = found.problems();
+    if let Some(lock) = &lock
+        && !problems.is_empty()
+    {
+        return super::repair::run(ctx, lock, &cur.dir, &rec, found)
+            .await
+            .map(|()| Next::Exit);
     }
     ctx.reporter.emit(Event::Verified {
         version: rec.version.clone(),
@@ -33,9 +37,12 @@ pub fn run(ctx: &Session<'_>) -> Result<()> {
         files: rec.index.files.len(),
         ok: problems.is_empty(),
         problems: problems.clone(),
+        extra: found.extra,
+        repaired: Vec::new(),
+        fetched: 0,
     });
     if problems.is_empty() {
-        Ok(())
+        Ok(Next::Exit)
     } else {
         Err(Error::integrity_hint(
             format!(
@@ -46,7 +53,7 @@ pub fn run(ctx: &Session<'_>) -> Result<()> {
                 rec.variant,
                 problems.join("; ")
             ),
-            "reinstall with `peft-bootstrap ensure` after removing the damaged version, or restore the files",
+            "run `peft-bootstrap verify --repair` to fetch only the damaged files",
         ))
     }
 }

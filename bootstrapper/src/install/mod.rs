@@ -6,7 +6,8 @@
 //! The full-archive path lives here; the delta path ([`delta`]) shares
 //! [`fetch_index`] and the [`Transaction`] (staging folder, commit by rename, cleanup
 //! on drop); archive checks and the parallel unpack are [`extract`], making the
-//! staged tree durable is [`durable`]; proving a fresh install is [`probe`].
+//! staged tree durable is [`durable`]; proving a fresh install is [`probe`]; mending
+//! a damaged install in place (`verify --repair`, the one exception) is [`repair`].
 
 mod delta;
 mod durable;
@@ -15,6 +16,7 @@ mod extract;
 mod fixture;
 mod patch;
 pub mod probe;
+pub mod repair;
 mod shared_file;
 mod stream;
 mod transaction;
@@ -100,10 +102,15 @@ pub async fn install(
     let variant = target.variant;
     let index = fetch_index(fetcher, roots, target.release, variant).await?;
     let archive_done = cache.downloads().join(variant.archive.sha256.hex());
+    // A partial download (kept by a run that failed, e.g. on a full disk) is resumed:
+    // only the rest of it needs space.
+    let partial_len = fs_err::metadata(archive_done.with_extension("partial"))
+        .map_or(0, |m| m.len())
+        .min(variant.archive.size);
     let download = if archive_done.is_file() {
         0
     } else {
-        variant.archive.size
+        variant.archive.size - partial_len
     };
     check_space(cache.root(), variant.index.unpacked_size + download + SPARE)?;
     let downloads = cache.downloads();

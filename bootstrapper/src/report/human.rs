@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{Event, Phase, Reporter, SelfUpdateStatus, Source};
+use super::{Event, Phase, RepairSource, Reporter, SelfUpdateStatus, Source};
 use crate::error::human_bytes;
 
 /// Bars on a terminal, plain lines otherwise, all on stderr.
@@ -154,8 +154,25 @@ impl Reporter for HumanReporter {
                 variant,
                 files,
                 ok,
+                extra,
+                repaired,
+                fetched,
                 ..
             } => {
+                for r in &repaired {
+                    let from = match r.from {
+                        RepairSource::Cache => "the cache",
+                        RepairSource::Offline => "the offline folder",
+                        RepairSource::Network => "the network",
+                    };
+                    self.line(format!("repaired {} from {from}", r.path));
+                }
+                if fetched > 0 {
+                    self.line(format!("the repair fetched {}", human_bytes(fetched)));
+                }
+                for e in &extra {
+                    self.line(format!("not in the signed index (left alone): {e}"));
+                }
                 // Problems are the error that follows.
                 if ok {
                     self.line(format!(

@@ -18,7 +18,7 @@
 //! | `rolled_back` | `from`, `to` (install names) |
 //! | `collected` | `removed` (install names and files), `freed` (bytes) |
 //! | `status` | `cache_dir`, `current` (`version`, `variant`, `dir`, `previous`, or null), `installed` (each: `version`, `variant`, `dir`, `installed_at`, `files`, `bytes`, `current`), `channels` (each: `serial`, `published_at`), `cache_bytes` |
-//! | `verified` | `version`, `variant`, `files`, `ok`, `problems` |
+//! | `verified` | `version`, `variant`, `files`, `ok`, `problems` (what was found wrong), `extra` (files the index does not list; reported, never removed), `repaired` (with `--repair`: each `{path, from}`, `from` being `cache`, `offline` or `network`), `fetched` (bytes the repair took from the network) |
 //! | `self_update` | `status` (`up_to_date`, `available`, `updated`), `version`; `from` when available or updated; `path` when updated |
 //!
 //! Progress events are throttled to about ten a second per phase; the first and the
@@ -35,8 +35,8 @@ mod wire;
 pub use human::HumanReporter;
 pub use json::JsonReporter;
 pub use wire::{
-    ChannelSerial, Event, HardwareEvent, Phase, SelfUpdateStatus, Source, StatusCurrent,
-    StatusInstall,
+    ChannelSerial, Event, HardwareEvent, Phase, RepairSource, Repaired, SelfUpdateStatus, Source,
+    StatusCurrent, StatusInstall,
 };
 
 /// Receives events; shared by reference across the work.

@@ -69,13 +69,22 @@ pub enum Event {
         channels: BTreeMap<String, ChannelSerial>,
         cache_bytes: u64,
     },
-    /// `verify`: the current install re-hashed against its index.
+    /// `verify`: the current install re-hashed against its index; with `--repair`,
+    /// what was mended and from where.
     Verified {
         version: String,
         variant: String,
         files: usize,
+        /// The install matches its index (after the repair, with `--repair`).
         ok: bool,
+        /// Every file found damaged, missing or of the wrong mode (before a repair).
         problems: Vec<String>,
+        /// Files on disk that the index does not list: reported, never removed.
+        extra: Vec<String>,
+        /// With `--repair`: each file rewritten, and where its bytes came from.
+        repaired: Vec<Repaired>,
+        /// Bytes the repair fetched from the network (0 when none).
+        fetched: u64,
     },
     /// `self-update`: what it found or did.
     SelfUpdate {
@@ -156,6 +165,26 @@ pub struct StatusInstall {
 pub struct ChannelSerial {
     pub serial: u64,
     pub published_at: String,
+}
+
+/// One file `verify --repair` rewrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repaired {
+    pub path: String,
+    pub from: RepairSource,
+}
+
+/// Where a repaired file's bytes came from, cheapest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepairSource {
+    /// Another installed file with the same SHA-256, or a complete archive in `downloads/`.
+    Cache,
+    /// The offline folder (or a `file://` repository): entries read from its archive.
+    Offline,
+    /// The repository over HTTP: ranges of the archive, or the whole archive when the
+    /// server ignores `Range`.
+    Network,
 }
 
 /// What `self-update` found or did.

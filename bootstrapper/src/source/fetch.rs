@@ -34,6 +34,8 @@ use crate::env;
 use crate::error::{Error, Result, human_bytes};
 use crate::report::{Phase, Reporter};
 
+pub(super) mod range;
+
 /// Downloads with retries; one per command.
 #[derive(Debug, Clone)]
 pub struct Fetcher {

@@ -3,13 +3,16 @@
 //! first (the test script does).
 
 mod backbone;
+mod concurrency;
 mod crash;
 mod engine;
 mod offline;
 mod proxy;
 mod refusals;
 mod release;
+mod repair;
 mod self_update;
+mod storage;
 mod tls;
 mod transport;
 mod updates;
