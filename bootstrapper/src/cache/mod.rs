@@ -344,7 +344,10 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        // Never through a link planted under the temporary's name: remove whatever
+        // is there (a link itself, not its target) and create the file exclusively.
+        let _ = fs_err::remove_file(&tmp);
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         crate::failpoint::hit("before-rename");
@@ -428,5 +431,20 @@ mod tests {
         write_json_atomic(&p, &s).expect("write");
         assert_eq!(read_json::<State>(&p).expect("read"), Some(s));
         assert_eq!(fs_err::read_dir(t.path()).expect("ls").count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_atomic_write_never_writes_through_a_planted_link() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let victim = t.path().join("victim");
+        fs_err::write(&victim, b"keep me").expect("write");
+        let p = t.path().join("current.json");
+        let tmp = p.with_extension(format!("tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).expect("plant a link");
+        write_atomic(&p, b"{}").expect("write");
+        assert_eq!(fs_err::read(&victim).expect("read"), b"keep me");
+        assert_eq!(fs_err::read(&p).expect("read"), b"{}");
+        assert!(!tmp.exists() && fs_err::symlink_metadata(&tmp).is_err());
     }
 }
