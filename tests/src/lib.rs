@@ -8,6 +8,7 @@ mod bins;
 pub mod nginx;
 pub mod selfbuild;
 pub mod server;
+pub mod signing;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -9,4 +9,5 @@ mod refusals;
 mod release;
 mod self_update;
 mod transport;
+mod trust;
 mod updates;
