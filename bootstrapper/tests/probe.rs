@@ -138,6 +138,7 @@ fn repo(bundles: &[(&str, &str)]) -> Repo {
         }],
         bootstrapper: Vec::new(),
         mirrors: Vec::new(),
+        keys: Default::default(),
     };
     let bytes = m.to_json();
     let channel = root.join("channels/stable");

@@ -1,24 +1,29 @@
 //! Accepting a signed channel manifest: every decision `peft-bootstrap` makes before
 //! it believes a manifest, in the order it makes them, so that `peft-release verify`
 //! checks a repository exactly as a bootstrapper would. Pure: the caller passes the
-//! bytes, the signature, the keys, the highest serial it has accepted before and the
-//! time.
+//! bytes, the signature, the keys, what it remembers of the channel
+//! ([`ChannelMemory`]) and the time.
 //!
 //! [`open`] is what no manifest survives failing: the signature over the raw bytes
-//! (before one byte of JSON is parsed), the parse, and a schema this build reads.
-//! [`judge`] lists everything else that is wrong with an opened manifest, all at
-//! once: its structure ([`validate`]), the channel it names, a serial lower than one
-//! already accepted (a replay), and expiry (an offline folder's expired manifest is
-//! let through, and [`Accepted::expired`] says so the caller can warn). [`accept`]
-//! is both, refusing with the first problem. `min_bootstrapper` is not judged here:
-//! whether this build is too old is the caller's decision (self-update reads exactly
-//! such manifests).
+//! (before one byte of JSON is parsed) by a trusted key (built in or given, or
+//! announced by an earlier manifest of the channel), the parse, and a schema this
+//! build reads. [`judge`] lists everything else that is wrong with an opened
+//! manifest, all at once: its structure ([`validate`]), a signing key the channel has
+//! retired, a retirement that rotation forbids, the channel it names, a serial lower
+//! than the floor (a replay), and expiry, judged at the later of the clock and the
+//! floor's `published_at` (so setting the clock back does not revive an expired
+//! manifest; an offline folder's expired manifest is let through, and
+//! [`Accepted::expired`] says so the caller can warn). [`accept`] is both, refusing
+//! with the first problem, and returns the memory to keep. `min_bootstrapper` is not
+//! judged here: whether this build is too old is the caller's decision (self-update
+//! reads exactly such manifests).
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::memory::{ChannelMemory, Dropped};
 use crate::model::{Manifest, SCHEMA};
-use crate::trust::{TrustError, TrustedKeys, Verified};
+use crate::trust::{KeyId, TrustError, TrustedKeys, Verified};
 use crate::validate::{Problem, validate};
 
 /// What a manifest is accepted for, and what the caller has seen before.
@@ -26,12 +31,21 @@ use crate::validate::{Problem, validate};
 pub struct Policy<'a> {
     /// The channel asked for; the manifest must name the same one.
     pub channel: &'a str,
+    /// The keys this build trusts: built in, or `--trusted-key`. The memory adds the
+    /// keys the channel announced and takes away those it retired.
     pub keys: &'a TrustedKeys,
     /// From an offline folder: an expired manifest is then accepted.
     pub offline: bool,
-    /// The highest serial accepted before for this channel (0 for none).
-    pub highest_serial: u64,
+    /// What was accepted from this channel before (the default for nothing).
+    pub memory: &'a ChannelMemory,
     pub now: OffsetDateTime,
+}
+
+impl Policy<'_> {
+    /// The keys a manifest of the channel is verified with.
+    pub fn trusted_keys(&self) -> TrustedKeys {
+        self.memory.trusted(self.keys)
+    }
 }
 
 /// A manifest that passed every check.
@@ -41,6 +55,14 @@ pub struct Accepted {
     pub verified: Verified,
     /// Set when the manifest has expired and was accepted only because it is offline.
     pub expired: Option<OffsetDateTime>,
+    /// Set when the clock reads earlier than the newest `published_at` accepted
+    /// before (that time): the clock is wrong, and expiry was judged at that time.
+    pub clock_behind: Option<OffsetDateTime>,
+    /// Set when the manifest retired the key that set the serial floor, which was
+    /// therefore dropped (fast-forward recovery).
+    pub dropped_floor: Option<Dropped>,
+    /// What to remember of the channel from now on.
+    pub memory: ChannelMemory,
 }
 
 /// Why a manifest is not believed.
@@ -55,6 +77,16 @@ pub enum Refusal {
     #[error("the signed manifest is malformed: {}", list(.0))]
     Malformed(Vec<Problem>),
     #[error(
+        "the manifest is signed by key {key}, which a manifest of {channel:?} retired (rotated out): refusing it even though the key is trusted here"
+    )]
+    RetiredKey { key: KeyId, channel: String },
+    #[error("the manifest retires key {key}, the key that signed it")]
+    RetiresItsSigner { key: KeyId },
+    #[error(
+        "the manifest signed by key {signer} retires key {retired}, which {signer} announced as its successor: rotation only moves forward"
+    )]
+    RetiresSuccessor { signer: KeyId, retired: KeyId },
+    #[error(
         "the manifest is for the channel {got:?}, not {want:?}: refusing a manifest served in the wrong place"
     )]
     WrongChannel { got: String, want: String },
@@ -66,8 +98,23 @@ pub enum Refusal {
         highest: u64,
         channel: String,
     },
-    #[error("the manifest expired at {}", rfc3339(.at))]
-    Expired { at: OffsetDateTime },
+    #[error("the manifest expired at {}{}", rfc3339(.at), clock_note(.clock_behind))]
+    Expired {
+        at: OffsetDateTime,
+        /// Set when the clock read earlier than this time (the newest `published_at`
+        /// accepted before), at which expiry was judged instead.
+        clock_behind: Option<OffsetDateTime>,
+    },
+}
+
+fn clock_note(behind: &Option<OffsetDateTime>) -> String {
+    match behind {
+        None => String::new(),
+        Some(t) => format!(
+            " (judged at {}, when the newest manifest accepted from this channel was published: this machine's clock reads earlier than that and is wrong)",
+            rfc3339(t)
+        ),
+    }
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -80,8 +127,8 @@ pub fn rfc3339(t: &OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
-/// Verifies the signature over `bytes`, then parses them as a manifest of a schema
-/// this build reads.
+/// Verifies the signature over `bytes` with `keys` (see [`Policy::trusted_keys`]),
+/// then parses them as a manifest of a schema this build reads.
 pub fn open(
     bytes: &[u8],
     signature: &str,
@@ -95,13 +142,39 @@ pub fn open(
     Ok((m, verified))
 }
 
-/// Everything wrong with an opened manifest under `policy`, in the order a
-/// bootstrapper checks it; empty when it is acceptable.
-pub fn judge(m: &Manifest, policy: &Policy<'_>) -> Vec<Refusal> {
+/// The time expiry is judged at: the clock, or the floor's `published_at` when the
+/// clock reads earlier (then also returned as the second value).
+fn judged_at(
+    now: OffsetDateTime,
+    floor: Option<OffsetDateTime>,
+) -> (OffsetDateTime, Option<OffsetDateTime>) {
+    match floor {
+        Some(p) if p > now => (p, Some(p)),
+        _ => (now, None),
+    }
+}
+
+/// Everything wrong with an opened manifest signed by `signer` under `policy`, in
+/// the order a bootstrapper checks it; empty when it is acceptable.
+pub fn judge(m: &Manifest, signer: KeyId, policy: &Policy<'_>) -> Vec<Refusal> {
     let mut out = Vec::new();
+    let memory = policy.memory;
     let problems = validate(m);
     if !problems.is_empty() {
         out.push(Refusal::Malformed(problems));
+    }
+    if memory.is_retired(signer) {
+        out.push(Refusal::RetiredKey {
+            key: signer,
+            channel: policy.channel.to_string(),
+        });
+    }
+    for &retired in &m.keys.retired {
+        if retired == signer {
+            out.push(Refusal::RetiresItsSigner { key: signer });
+        } else if memory.descends_from(retired, signer) {
+            out.push(Refusal::RetiresSuccessor { signer, retired });
+        }
     }
     if m.channel != policy.channel {
         out.push(Refusal::WrongChannel {
@@ -109,107 +182,45 @@ pub fn judge(m: &Manifest, policy: &Policy<'_>) -> Vec<Refusal> {
             want: policy.channel.to_string(),
         });
     }
-    if m.serial < policy.highest_serial {
+    let floor = memory.floor(m, signer);
+    if m.serial < floor.serial {
         out.push(Refusal::Replayed {
             got: m.serial,
-            highest: policy.highest_serial,
+            highest: floor.serial,
             channel: policy.channel.to_string(),
         });
     }
-    if policy.now > m.expires_at && !policy.offline {
-        out.push(Refusal::Expired { at: m.expires_at });
+    let (at, clock_behind) = judged_at(policy.now, floor.published_at);
+    if at > m.expires_at && !policy.offline {
+        out.push(Refusal::Expired {
+            at: m.expires_at,
+            clock_behind,
+        });
     }
     out
 }
 
-/// [`open`] then [`judge`]: the manifest, or the first reason to refuse it.
+/// [`open`] then [`judge`]: the manifest and what to remember, or the first reason
+/// to refuse it.
 pub fn accept(bytes: &[u8], signature: &str, policy: &Policy<'_>) -> Result<Accepted, Refusal> {
-    let (manifest, verified) = open(bytes, signature, policy.keys)?;
-    if let Some(first) = judge(&manifest, policy).into_iter().next() {
+    let (manifest, verified) = open(bytes, signature, &policy.trusted_keys())?;
+    if let Some(first) = judge(&manifest, verified.id, policy).into_iter().next() {
         return Err(first);
     }
-    let expired = (policy.now > manifest.expires_at).then_some(manifest.expires_at);
+    let floor = policy.memory.floor(&manifest, verified.id);
+    let (at, clock_behind) = judged_at(policy.now, floor.published_at);
+    let expired = (at > manifest.expires_at).then_some(manifest.expires_at);
+    let memory = policy.memory.after(&manifest, verified.id);
     Ok(Accepted {
         manifest,
         verified,
         expired,
+        clock_behind,
+        dropped_floor: floor.dropped,
+        memory,
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sample;
-
-    fn now() -> OffsetDateTime {
-        time::macros::datetime!(2026-06-01 00:00 UTC)
-    }
-
-    #[test]
-    fn judge_lists_every_problem_in_order() {
-        let mut m = sample::manifest();
-        m.channel = "beta".into();
-        m.serial = 3;
-        m.expires_at = now() - time::Duration::days(1);
-        m.releases[0].variants[0].archive.size = 0;
-        let keys = TrustedKeys::builtin();
-        let p = Policy {
-            channel: "stable",
-            keys: &keys,
-            offline: false,
-            highest_serial: 7,
-            now: now(),
-        };
-        let got = judge(&m, &p);
-        assert!(matches!(got[0], Refusal::Malformed(_)), "{got:?}");
-        assert!(matches!(got[1], Refusal::WrongChannel { .. }), "{got:?}");
-        assert!(
-            matches!(
-                got[2],
-                Refusal::Replayed {
-                    got: 3,
-                    highest: 7,
-                    ..
-                }
-            ),
-            "{got:?}"
-        );
-        assert!(matches!(got[3], Refusal::Expired { .. }), "{got:?}");
-        assert_eq!(got.len(), 4);
-        assert!(
-            got[3]
-                .to_string()
-                .starts_with("the manifest expired at 2026-05-31")
-        );
-    }
-
-    #[test]
-    fn an_offline_manifest_may_be_expired_but_nothing_else() {
-        let m = sample::manifest();
-        let keys = TrustedKeys::builtin();
-        let mut p = Policy {
-            channel: "stable",
-            keys: &keys,
-            offline: true,
-            highest_serial: 0,
-            now: m.expires_at + time::Duration::days(1),
-        };
-        assert_eq!(judge(&m, &p), vec![]);
-        p.highest_serial = m.serial + 1;
-        assert!(matches!(judge(&m, &p)[..], [Refusal::Replayed { .. }]));
-    }
-
-    #[test]
-    fn unsigned_bytes_are_refused_before_parsing() {
-        let keys = TrustedKeys::builtin();
-        let p = Policy {
-            channel: "stable",
-            keys: &keys,
-            offline: false,
-            highest_serial: 0,
-            now: now(),
-        };
-        let got = accept(b"not json at all", "not a signature", &p);
-        assert!(matches!(got, Err(Refusal::Untrusted(_))), "{got:?}");
-    }
-}
+#[path = "accept_tests.rs"]
+mod tests;

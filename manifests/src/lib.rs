@@ -11,7 +11,9 @@
 //! - [`limits`]: the bounds on every signed count and size (zip bombs, endless blobs);
 //! - [`validate`](mod@validate): every structural problem of a manifest or an index, all at once;
 //! - [`select`](mod@select): which release and variant this machine gets, and why;
-//! - [`trust`]: minisign verification against built-in or given public keys;
+//! - [`trust`]: minisign verification against built-in, given or announced public keys;
+//! - [`memory`]: what a bootstrapper remembers of a channel (serial floor, clock floor,
+//!   announced and retired keys) and how an accepted manifest changes it;
 //! - [`accept`](mod@accept): whether a signed manifest is believed (both binaries use it);
 //! - [`variants`]: the variant catalogue (`manifests/variants.json`) used by `pack`.
 
@@ -22,6 +24,7 @@ mod dotted;
 pub mod hardware;
 pub mod index;
 pub mod limits;
+pub mod memory;
 pub mod model;
 mod problem;
 pub mod select;
@@ -39,11 +42,12 @@ pub use digest::{CappedWriter, CopyError, ParseDigestError, Sha256, Sha256Hasher
 pub use dotted::{Dotted, ParseDottedError};
 pub use hardware::{Amd, AmdGpu, Cpu, Gpu, GpuSource, Nvidia, PciDevice, Visible};
 pub use index::{FileEntry, FileIndex, PathProblem, check_entry_path};
+pub use memory::{Announced, ChannelMemory};
 pub use model::{
-    Accelerator, Arch, Blob, BootstrapperBuild, CcRange, Delta, IndexRef, Manifest, Os, Release,
-    Requirements, SCHEMA, Variant,
+    Accelerator, Arch, Blob, BootstrapperBuild, CcRange, Delta, IndexRef, KeyRotation, Manifest,
+    Os, Release, Requirements, SCHEMA, Variant,
 };
 pub use select::{Choice, Hardware, Outcome, Selection, Verdict, select, select_excluding};
-pub use trust::{TrustError, TrustedKeys, Verified};
-pub use validate::{Problem, validate, validate_index};
+pub use trust::{KeyId, TrustError, TrustedKeys, Verified};
+pub use validate::{Problem, validate, validate_index, validate_index_for};
 pub use variants::{VariantCatalog, VariantDef};

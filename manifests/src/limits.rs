@@ -23,6 +23,14 @@ pub const MAX_INDEX: u64 = 256 << 20;
 /// The unpacked bundle may be at most this many times its archive. Deflate and
 /// zstd reach about 1000:1 only on long runs of one byte; a real bundle is near 2:1.
 pub const MAX_RATIO: u64 = 1000;
+/// At most this many successor keys announced by one manifest (`keys.next`).
+pub const MAX_NEXT_KEYS: usize = 4;
+/// At most this many keys retired by one manifest (`keys.retired`).
+pub const MAX_RETIRED_KEYS: usize = 32;
+/// A channel's memory keeps at most this many announced keys (the newest).
+pub const MAX_ANNOUNCED_REMEMBERED: usize = 16;
+/// A channel's memory keeps at most this many retired keys (the newest).
+pub const MAX_RETIRED_REMEMBERED: usize = 256;
 
 /// Every bound `v` breaks, located under `at` (`releases[0].variants[1]`).
 pub fn variant(at: &str, v: &Variant) -> Vec<Problem> {

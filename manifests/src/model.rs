@@ -13,6 +13,7 @@ use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::trust::KeyId;
 use crate::{Dotted, Sha256};
 
 /// The schema version this crate reads and writes.
@@ -45,6 +46,29 @@ pub struct Manifest {
     /// Repository roots tried in order when the primary one fails.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<String>,
+    /// Key rotation: successor keys announced and keys retired (docs/SECURITY.md).
+    #[serde(default, skip_serializing_if = "KeyRotation::is_empty")]
+    pub keys: KeyRotation,
+}
+
+/// Key rotation, announced by a manifest and therefore signed by a key the reader
+/// already trusts. A bootstrapper that accepts the manifest remembers it for the
+/// channel ([`crate::memory::ChannelMemory`]): it trusts the `next` keys for later
+/// manifests, and no longer trusts the `retired` ones, even when they are built in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotation {
+    /// Successor keys: minisign public key lines (the base64 line of a `.pub` file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next: Vec<String>,
+    /// The ids of keys that no longer sign this channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<KeyId>,
+}
+
+impl KeyRotation {
+    pub fn is_empty(&self) -> bool {
+        self.next.is_empty() && self.retired.is_empty()
+    }
 }
 
 /// One backend release and its hardware variants.

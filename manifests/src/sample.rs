@@ -5,7 +5,7 @@ use semver::{Version, VersionReq};
 use time::macros::datetime;
 
 use crate::model::*;
-use crate::{Dotted, Sha256};
+use crate::{Dotted, KeyId, Sha256};
 
 pub fn blob(seed: &str, size: u64) -> Blob {
     Blob {
@@ -110,7 +110,21 @@ pub fn manifest() -> Manifest {
             size: 5,
         }],
         mirrors: vec!["https://mirror.example.org/peft/".into()],
+        keys: KeyRotation {
+            next: vec![key_line(0xB)],
+            retired: vec![KeyId(0xA)],
+        },
     }
+}
+
+/// A minisign public key line with key id `id` (its key bytes are not a real key:
+/// enough for everything but verifying).
+pub fn key_line(id: u64) -> String {
+    use base64::Engine as _;
+    let mut bin = b"Ed".to_vec();
+    bin.extend(id.to_le_bytes());
+    bin.extend([id as u8; 32]);
+    base64::engine::general_purpose::STANDARD.encode(bin)
 }
 
 pub fn arb_os() -> impl Strategy<Value = Os> {
@@ -139,27 +153,44 @@ pub fn arb_manifest() -> impl Strategy<Value = Manifest> {
         prop::collection::vec(arb_variant, 1..6),
         1u64..3,
     );
-    (prop::collection::vec(arb_release, 1..4), 1u64..1_000_000).prop_map(|(rels, serial)| {
-        let mut m = manifest();
-        m.serial = serial;
-        m.releases = rels
-            .into_iter()
-            .enumerate()
-            .map(|(ri, (minor, patch, vars, ui_major))| {
-                let version = format!("{ri}.{minor}.{patch}");
-                let variants = vars
-                    .into_iter()
-                    .enumerate()
-                    .map(|(vi, (os, arch, acc, prio, size))| {
-                        let id = format!("{}-{}-{}-{vi}", os.as_str(), arch.as_str(), acc.as_str());
-                        let mut v = variant(&id, os, arch, acc, prio);
-                        v.archive.size = size;
-                        v
-                    })
-                    .collect();
-                release(&version, &format!("^{ui_major}"), variants)
-            })
-            .collect();
-        m
-    })
+    // Key rotation: distinct ids, the first `n` announced and the rest retired.
+    let arb_keys = (
+        prop::collection::btree_set(any::<u64>(), 0..8),
+        0usize..=crate::limits::MAX_NEXT_KEYS,
+    );
+    (
+        prop::collection::vec(arb_release, 1..4),
+        1u64..1_000_000,
+        arb_keys,
+    )
+        .prop_map(|(rels, serial, (ids, n))| {
+            let mut m = manifest();
+            m.serial = serial;
+            let ids: Vec<u64> = ids.into_iter().collect();
+            let (next, retired) = ids.split_at(n.min(ids.len()));
+            m.keys = KeyRotation {
+                next: next.iter().copied().map(key_line).collect(),
+                retired: retired.iter().copied().map(KeyId).collect(),
+            };
+            m.releases = rels
+                .into_iter()
+                .enumerate()
+                .map(|(ri, (minor, patch, vars, ui_major))| {
+                    let version = format!("{ri}.{minor}.{patch}");
+                    let variants = vars
+                        .into_iter()
+                        .enumerate()
+                        .map(|(vi, (os, arch, acc, prio, size))| {
+                            let id =
+                                format!("{}-{}-{}-{vi}", os.as_str(), arch.as_str(), acc.as_str());
+                            let mut v = variant(&id, os, arch, acc, prio);
+                            v.archive.size = size;
+                            v
+                        })
+                        .collect();
+                    release(&version, &format!("^{ui_major}"), variants)
+                })
+                .collect();
+            m
+        })
 }

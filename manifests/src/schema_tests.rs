@@ -44,6 +44,8 @@ fn the_schema_rejects_what_the_types_reject() {
             serde_json::json!("five-fifty"),
         ),
         ("/releases/0/version", serde_json::json!("1.3")),
+        ("/keys/next/0", serde_json::json!("RWQ")),
+        ("/keys/retired/0", serde_json::json!("not-a-key-id")),
     ] {
         let mut j = good.clone();
         *j.pointer_mut(pointer)

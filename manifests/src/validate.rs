@@ -7,8 +7,12 @@
 
 use std::collections::HashSet;
 
+use semver::Version;
+
 use crate::index::{FileIndex, INSTALL_RECORD, collisions};
-use crate::model::{Accelerator, Manifest, SCHEMA, Variant};
+use crate::limits::{MAX_NEXT_KEYS, MAX_RETIRED_KEYS};
+use crate::model::{Accelerator, KeyRotation, Manifest, SCHEMA, Variant};
+use crate::trust::public_key_id;
 use crate::{IndexRef, check_entry_path};
 
 pub use crate::problem::Problem;
@@ -106,6 +110,7 @@ pub fn validate(m: &Manifest) -> Vec<Problem> {
             );
         }
     }
+    validate_keys(&mut p, &m.keys);
     for (i, u) in m.mirrors.iter().enumerate() {
         if !(u.starts_with("https://") || u.starts_with("http://") || u.starts_with("file://")) {
             p.add(
@@ -115,6 +120,53 @@ pub fn validate(m: &Manifest) -> Vec<Problem> {
         }
     }
     p.0
+}
+
+/// Key rotation: every announced key is a minisign public key, none twice, none
+/// also retired; within the bounds of [`crate::limits`].
+fn validate_keys(p: &mut Problems, keys: &KeyRotation) {
+    if keys.next.len() > MAX_NEXT_KEYS {
+        p.add(
+            "keys.next",
+            format!(
+                "announces {} keys, above the limit of {MAX_NEXT_KEYS}",
+                keys.next.len()
+            ),
+        );
+    }
+    if keys.retired.len() > MAX_RETIRED_KEYS {
+        p.add(
+            "keys.retired",
+            format!(
+                "retires {} keys, above the limit of {MAX_RETIRED_KEYS}",
+                keys.retired.len()
+            ),
+        );
+    }
+    let mut seen = HashSet::new();
+    for (i, line) in keys.next.iter().enumerate() {
+        match public_key_id(line) {
+            Err(e) => p.add(format!("keys.next[{i}]"), e.to_string()),
+            Ok(id) if !seen.insert(id) => p.add(
+                format!("keys.next[{i}]"),
+                format!("announces key {id} twice"),
+            ),
+            Ok(id) if keys.retired.contains(&id) => p.add(
+                format!("keys.next[{i}]"),
+                format!("announces key {id}, which keys.retired retires"),
+            ),
+            Ok(_) => {}
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, id) in keys.retired.iter().enumerate() {
+        if !seen.insert(id) {
+            p.add(
+                format!("keys.retired[{i}]"),
+                format!("retires key {id} twice"),
+            );
+        }
+    }
 }
 
 fn validate_variant(p: &mut Problems, at: &str, v: &Variant, version: &semver::Version) {
@@ -255,6 +307,24 @@ pub fn validate_index(index: &FileIndex, expect: &IndexRef, entry: &str) -> Vec<
         p.add(
             "files",
             format!("{INSTALL_RECORD} is reserved for the bootstrapper"),
+        );
+    }
+    p.0
+}
+
+/// [`validate_index`] for the index of `variant` in the release `version`, plus that
+/// the index names that version and variant: a manifest announcing a new version
+/// with an old bundle's archive and index is refused, because the signed index
+/// names the version it was packed as.
+pub fn validate_index_for(index: &FileIndex, version: &Version, variant: &Variant) -> Vec<Problem> {
+    let mut p = Problems(validate_index(index, &variant.index, &variant.entry));
+    if &index.version != version || index.variant != variant.id {
+        p.add(
+            "version",
+            format!(
+                "the index describes {} {}, not {} {}: an old bundle announced as a new release",
+                index.variant, index.version, variant.id, version
+            ),
         );
     }
     p.0

@@ -71,6 +71,21 @@ fn each_broken_invariant_is_reported_where_it_is() {
             m.bootstrapper.push(b)
         }),
         ("mirrors[0]", |m| m.mirrors[0] = "ftp://example.org/".into()),
+        ("keys.next[0]", |m| m.keys.next[0] = "RWQ".into()),
+        ("keys.next[1]", |m| m.keys.next.push(m.keys.next[0].clone())),
+        ("keys.next[0]", |m| {
+            let id = crate::trust::public_key_id(&m.keys.next[0]).expect("id");
+            m.keys.retired.push(id)
+        }),
+        ("keys.retired[1]", |m| {
+            m.keys.retired.push(m.keys.retired[0])
+        }),
+        ("keys.next", |m| {
+            m.keys.next = (1..=5).map(crate::sample::key_line).collect()
+        }),
+        ("keys.retired", |m| {
+            m.keys.retired = (1..=33).map(crate::KeyId).collect()
+        }),
     ];
     for (at, breaker) in cases {
         let mut m = manifest();
@@ -157,6 +172,23 @@ fn index_checks() {
         let (idx, r) = index(bad.clone());
         assert!(!validate_index(&idx, &r, "e/run").is_empty(), "{bad:?}");
     }
+}
+
+#[test]
+fn an_index_must_name_the_release_and_variant_it_is_listed_under() {
+    let (idx, r) = index(vec![entry("e/run", 0o755)]);
+    let mut v = manifest().releases[0].variants[0].clone();
+    v.index = r;
+    v.entry = "e/run".into();
+    v.id = idx.variant.clone();
+    let packed_as = idx.version.clone();
+    assert_eq!(validate_index_for(&idx, &packed_as, &v), vec![]);
+    let newer: semver::Version = "2.0.0".parse().expect("v");
+    let found = validate_index_for(&idx, &newer, &v);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].message.contains("an old bundle"), "{found:?}");
+    v.id = "other-variant".into();
+    assert_eq!(validate_index_for(&idx, &packed_as, &v).len(), 1);
 }
 
 proptest! {

@@ -1,7 +1,8 @@
 //! `peft-release`: the release engineer's side of PEFT Studio's backend delivery
 //! (CONTRACT §6). Keys ([`keys`]), packing a folder into a content-addressed archive
-//! and index ([`pack`]), signing a channel manifest ([`publish`]), a folder for
-//! machines without internet ([`offline`]), and checking a
+//! and index ([`pack`]), signing a channel manifest ([`publish`]) and rotating its
+//! keys ([`rotation`]), a folder for machines without internet ([`offline`]), and
+//! checking a
 //! whole repository the way a bootstrapper would ([`verify`](mod@verify)). The repository's
 //! on-disk layout is in [`layout`]. Manifest types and checks come from
 //! `peft-manifest`, the same code the bootstrapper trusts.
@@ -13,6 +14,7 @@ pub mod layout;
 pub mod offline;
 pub mod pack;
 pub mod publish;
+pub mod rotation;
 pub mod verify;
 
 pub use error::{ReleaseError, Result};

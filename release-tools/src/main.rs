@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use peft_release::offline::{OfflineArgs, offline};
 use peft_release::pack::{PackArgs, pack};
 use peft_release::publish::{PublishArgs, publish};
+use peft_release::verify::VerifyArgs;
 use peft_release::{ReleaseError, keys, verify};
 
 /// Release tools for PEFT Studio's backend: keys, bundles, signed channel manifests.
@@ -32,15 +33,8 @@ enum Command {
     /// Make a folder for machines without internet: the channel's signed manifest and
     /// the chosen variants' archives, installable with `peft-bootstrap ensure --offline-dir`.
     Offline(OfflineArgs),
-    /// Check the signature, structure and every blob of a channel.
-    Verify {
-        #[arg(long, value_name = "REPO")]
-        repo: PathBuf,
-        #[arg(long, value_name = "C")]
-        channel: String,
-        #[arg(long, value_name = "PUBFILE")]
-        pubkey: PathBuf,
-    },
+    /// Check the signature, structure and every blob of a channel, as a bootstrapper would.
+    Verify(VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +91,24 @@ fn run(cli: Cli) -> Result<(), ReleaseError> {
                 versions.join(", "),
                 m.expires_at
             );
+            if !m.keys.is_empty() {
+                let next: Vec<String> = m
+                    .keys
+                    .next
+                    .iter()
+                    .map(|l| {
+                        peft_manifest::trust::public_key_id(l)
+                            .map(|id| id.to_string())
+                            .unwrap_or_else(|_| l.clone())
+                    })
+                    .collect();
+                let retired: Vec<String> = m.keys.retired.iter().map(|k| k.to_string()).collect();
+                eprintln!(
+                    "keys: announces [{}], retires [{}]",
+                    next.join(", "),
+                    retired.join(", ")
+                );
+            }
         }
         Command::Offline(args) => {
             let r = offline(&args)?;
@@ -115,12 +127,8 @@ fn run(cli: Cli) -> Result<(), ReleaseError> {
                 r.bytes
             );
         }
-        Command::Verify {
-            repo,
-            channel,
-            pubkey,
-        } => {
-            let r = verify::verify(&repo, &channel, &pubkey)?;
+        Command::Verify(args) => {
+            let r = verify::verify(&args)?;
             eprintln!(
                 "ok: {} serial {} signed by {}; {} releases, {} blobs, {} bytes verified",
                 r.manifest.channel,

@@ -12,11 +12,17 @@
 //! lists it in the manifest's `bootstrapper` (replacing that os/arch's entry), with
 //! the version the build prints for `--version` or `--bootstrapper-version`; builds
 //! not named carry over from the previous manifest.
+//!
+//! `--announce-key PUBFILE` and `--retire-key PUBFILE|KEYID` rotate the release key
+//! ([`crate::rotation`]; the procedure is in docs/RELEASING.md): the key that signs
+//! must be the one that signed the current manifest, or one it announced, and never a
+//! retired one.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use peft_manifest::{Arch, Blob, BootstrapperBuild, Manifest, Os, SCHEMA, validate};
+use peft_manifest::trust::public_key_id;
+use peft_manifest::{Arch, Blob, BootstrapperBuild, KeyId, Manifest, Os, SCHEMA, validate};
 use semver::Version;
 use time::OffsetDateTime;
 
@@ -24,6 +30,7 @@ use crate::error::{ReleaseError, Result};
 use crate::keys::{load_secret, sign};
 use crate::layout::{Repo, write_atomic};
 use crate::pack::PendingRelease;
+use crate::rotation::{key_ids, key_lines, next_keys};
 
 /// The inputs of `publish`, also its command line (`peft-release publish --help`).
 #[derive(Debug, Clone, clap::Args)]
@@ -54,6 +61,19 @@ pub struct PublishArgs {
     /// The version of those builds, when they cannot run here to say it.
     #[arg(long, value_name = "SEMVER")]
     pub bootstrapper_version: Option<Version>,
+    /// Announce a successor release key (a .pub file or its base64 line;
+    /// repeatable): bootstrappers that accept this manifest trust it for the channel.
+    #[arg(long = "announce-key", value_name = "PUBFILE")]
+    pub announce_keys: Vec<String>,
+    /// Retire a release key (a .pub file, or its key id as minisign prints it;
+    /// repeatable): bootstrappers that accept this manifest refuse the channel's
+    /// manifests signed by it, even where it is built in.
+    #[arg(long = "retire-key", value_name = "PUBFILE|KEYID")]
+    pub retire_keys: Vec<String>,
+    /// Sign with a key the current manifest neither is signed by nor announces (only
+    /// bootstrappers that trust it already, built in or --trusted-key, accept it).
+    #[arg(long)]
+    pub allow_unannounced_key: bool,
 }
 
 /// A build of `peft-bootstrap` for one os/arch: `--bootstrapper linux-x86_64=PATH`.
@@ -215,6 +235,26 @@ pub fn publish(args: &PublishArgs) -> Result<Manifest> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(ReleaseError::io("reading", &path, e)),
     };
+    let signer = public_key_id(&pk.to_base64())
+        .map_err(|e| ReleaseError::Key(format!("{}: {e}", args.key.display())))?;
+    let old_signer = fs_err::read_to_string(path.with_extension("json.minisig"))
+        .ok()
+        .and_then(|sig| KeyId::of_signature(&sig));
+    let mut announce = Vec::new();
+    for a in &args.announce_keys {
+        announce.extend(key_lines(a)?);
+    }
+    let mut retire = Vec::new();
+    for r in &args.retire_keys {
+        retire.extend(key_ids(r)?);
+    }
+    let keys = next_keys(
+        old.as_ref().map(|o| (&o.keys, old_signer)),
+        signer,
+        &announce,
+        &retire,
+        args.allow_unannounced_key,
+    )?;
     let pending = read_pending(&repo)?;
     if pending.is_empty() && old.is_none() {
         return Err(ReleaseError::Usage(format!(
@@ -241,9 +281,11 @@ pub fn publish(args: &PublishArgs) -> Result<Manifest> {
             releases: Vec::new(),
             bootstrapper: Vec::new(),
             mirrors: Vec::new(),
+            keys: Default::default(),
         },
     };
     m.channel = args.channel.clone();
+    m.keys = keys;
     m.published_at = now;
     m.expires_at = now + args.expires_in;
     if let Some(v) = &args.min_bootstrapper {

@@ -1,19 +1,70 @@
 //! `peft-release verify`: check a repository as a bootstrapper would, all at once.
 //!
 //! The manifest goes through the bootstrapper's own acceptance
-//! (`peft_manifest::accept`: signature, parse, schema, structure, channel, expiry),
-//! and for every variant: the archive and index blobs (present, size, SHA-256), the
-//! index's soundness, and that the zip's entries are exactly the index's files.
+//! (`peft_manifest::accept`: signature by a trusted key, parse, schema, structure,
+//! retired keys, channel, serial, expiry), with the keys trusted the way the
+//! bootstrapper trusts them (the built-in ones, or `--pubkey`/`--trusted-key`) and,
+//! with `--state`, what a given machine remembers of the channel (its `state.json`:
+//! announced and retired keys, the serial and clock floors). Then, for every variant:
+//! the archive and index blobs (present, size, SHA-256), the index's soundness and
+//! that it names the release and variant it is listed under, and that the zip's
+//! entries are exactly the index's files.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use peft_manifest::accept::{judge, open};
-use peft_manifest::{FileIndex, Manifest, Policy, Refusal, TrustedKeys, validate_index};
+use peft_manifest::{ChannelMemory, FileIndex, Manifest, Policy, Refusal, validate_index_for};
+use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::error::{ReleaseError, Result};
 use crate::layout::{Repo, hash_file};
+use crate::rotation::trusted_keys;
+
+/// The inputs of `verify`, also its command line (`peft-release verify --help`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    #[arg(long, value_name = "REPO")]
+    pub repo: PathBuf,
+    #[arg(long, value_name = "C")]
+    pub channel: String,
+    /// A trusted public key: a .pub file or its base64 line (repeatable). Without
+    /// one, the keys built into peft-bootstrap, as the bootstrapper does.
+    #[arg(
+        long = "pubkey",
+        visible_alias = "trusted-key",
+        value_name = "PUBFILE",
+        env = "PEFT_TRUSTED_KEY"
+    )]
+    pub pubkeys: Vec<String>,
+    /// A bootstrapper's state.json: judge with what that machine remembers of the
+    /// channel (keys announced and retired, serial and clock floors).
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<PathBuf>,
+}
+
+/// The part of a bootstrapper's `state.json` that acceptance reads.
+#[derive(Debug, Default, Deserialize)]
+struct State {
+    #[serde(default)]
+    channels: BTreeMap<String, ChannelMemory>,
+}
+
+/// What `state` remembers of `channel` (nothing when no state is given).
+fn memory(state: Option<&Path>, channel: &str) -> Result<ChannelMemory> {
+    let Some(p) = state else {
+        return Ok(ChannelMemory::default());
+    };
+    let bytes = fs_err::read(p).map_err(|e| ReleaseError::io("reading", p, e))?;
+    let s: State = serde_json::from_slice(&bytes).map_err(|e| {
+        ReleaseError::Usage(format!(
+            "{} is not a peft-bootstrap state.json: {e}",
+            p.display()
+        ))
+    })?;
+    Ok(s.channels.get(channel).cloned().unwrap_or_default())
+}
 
 /// What a sound repository holds.
 #[derive(Debug, Clone)]
@@ -24,31 +75,31 @@ pub struct Report {
     pub bytes: u64,
 }
 
-/// Verifies the channel of the repository at `root` against `pubkey`.
-pub fn verify(root: &Path, channel: &str, pubkey: &Path) -> Result<Report> {
-    let repo = Repo::open(root)?;
-    let key_text =
-        fs_err::read_to_string(pubkey).map_err(|e| ReleaseError::io("reading", pubkey, e))?;
-    let keys = TrustedKeys::from_text(&key_text)
-        .map_err(|e| ReleaseError::Key(format!("{}: {e}", pubkey.display())))?;
+/// Verifies the channel of the repository as a bootstrapper with `args`' keys and
+/// state would.
+pub fn verify(args: &VerifyArgs) -> Result<Report> {
+    let channel = args.channel.as_str();
+    let repo = Repo::open(&args.repo)?;
+    let keys = trusted_keys(&args.pubkeys)?;
+    let memory = memory(args.state.as_deref(), channel)?;
     let path = repo.manifest_path(channel);
     let bytes = fs_err::read(&path).map_err(|e| ReleaseError::io("reading", &path, e))?;
     let sig_path = path.with_extension("json.minisig");
     let sig =
         fs_err::read_to_string(&sig_path).map_err(|e| ReleaseError::io("reading", &sig_path, e))?;
-    // The bootstrapper's own checks (`peft_manifest::accept`), every problem at once;
-    // no serial has been seen and the folder is judged as online.
-    let (m, verified) = open(&bytes, &sig, &keys)
-        .map_err(|e| ReleaseError::Integrity(format!("{}: {e}", path.display())))?;
+    // The bootstrapper's own checks (`peft_manifest::accept`), every problem at once,
+    // with the given machine's memory of the channel (or none); judged as online.
     let policy = Policy {
         channel,
         keys: &keys,
         offline: false,
-        highest_serial: 0,
+        memory: &memory,
         now: OffsetDateTime::now_utc(),
     };
+    let (m, verified) = open(&bytes, &sig, &policy.trusted_keys())
+        .map_err(|e| ReleaseError::Integrity(format!("{}: {e}", path.display())))?;
     let mut problems: Vec<String> = Vec::new();
-    for r in judge(&m, &policy) {
+    for r in judge(&m, verified.id, &policy) {
         match r {
             Refusal::Malformed(list) => problems.extend(list.iter().map(ToString::to_string)),
             other => problems.push(other.to_string()),
@@ -69,7 +120,7 @@ pub fn verify(root: &Path, channel: &str, pubkey: &Path) -> Result<Report> {
                     Err(e) => problems.push(format!("{at} index: not an index: {e}")),
                     Ok(idx) => {
                         problems.extend(
-                            validate_index(&idx, &v.index, &v.entry)
+                            validate_index_for(&idx, &r.version, v)
                                 .iter()
                                 .map(|p| format!("{at} index {p}")),
                         );

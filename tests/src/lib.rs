@@ -10,6 +10,7 @@ pub mod nginx;
 pub mod proxy;
 pub mod selfbuild;
 pub mod server;
+pub mod signing;
 pub mod tls;
 pub mod wire;
 

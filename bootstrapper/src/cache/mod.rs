@@ -5,7 +5,7 @@
 //! versions/<version>-<variant>/   complete, verified installs; never modified in place
 //! current.json                    which one is current; replaced atomically
 //! pending.json                    an install `update` staged for the next `ensure`
-//! state.json                      highest accepted manifest serial per channel
+//! state.json                      per channel: serial and clock floors, announced and retired keys
 //! downloads/                      partial downloads, resumed by later runs
 //! staging/                        unpacking in progress; never read as an install
 //! lock                            one writer at a time
@@ -31,8 +31,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use peft_manifest::FileIndex;
 use peft_manifest::index::INSTALL_RECORD;
+use peft_manifest::{ChannelMemory, FileIndex};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::error::{Error, Result};
@@ -69,19 +69,15 @@ pub struct Pending {
 /// `state.json`: what this cache has accepted from each channel.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    /// What each channel's manifests established: the serial and clock floors, the
+    /// keys announced and retired (the core's [`ChannelMemory`], so that
+    /// `peft-release verify --state` reads it the same way).
     #[serde(default)]
-    pub channels: BTreeMap<String, ChannelState>,
+    pub channels: BTreeMap<String, ChannelMemory>,
     /// Installs (`<version>-<variant>`) rolled back on this machine, with why; never
     /// chosen again (a newer release is).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rejected: BTreeMap<String, String>,
-}
-
-/// The highest manifest accepted from one channel.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChannelState {
-    pub serial: u64,
-    pub published_at: String,
 }
 
 /// `versions/<dir>/.peft-install.json`: what an install is, with its full index so
@@ -423,9 +419,9 @@ mod tests {
         let mut s = State::default();
         s.channels.insert(
             "stable".into(),
-            ChannelState {
+            ChannelMemory {
                 serial: 3,
-                published_at: "x".into(),
+                ..ChannelMemory::default()
             },
         );
         write_json_atomic(&p, &s).expect("write");
@@ -446,5 +442,22 @@ mod tests {
         assert_eq!(fs_err::read(&victim).expect("read"), b"keep me");
         assert_eq!(fs_err::read(&p).expect("read"), b"{}");
         assert!(!tmp.exists() && fs_err::symlink_metadata(&tmp).is_err());
+    }
+
+    #[test]
+    fn a_state_file_written_before_key_rotation_still_reads() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let p = t.path().join("state.json");
+        fs_err::write(
+            &p,
+            r#"{"channels":{"stable":{"serial":7,"published_at":"2026-11-01T00:00:00Z"}},"rejected":{"1.0.1-x":"health check failed"}}"#,
+        )
+        .expect("write");
+        let s = read_json::<State>(&p).expect("read").expect("some");
+        let stable = &s.channels["stable"];
+        assert_eq!(stable.serial, 7);
+        assert!(stable.published_at.is_some());
+        assert_eq!(stable.signed_by, None);
+        assert_eq!(s.rejected.len(), 1);
     }
 }

@@ -40,7 +40,10 @@ pub fn run(ctx: &Session<'_>) -> Result<()> {
             .map(|(name, c)| {
                 let serial = ChannelSerial {
                     serial: c.serial,
-                    published_at: c.published_at,
+                    published_at: c
+                        .published_at
+                        .map(|t| peft_manifest::accept::rfc3339(&t))
+                        .unwrap_or_default(),
                 };
                 (name, serial)
             })

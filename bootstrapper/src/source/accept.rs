@@ -1,14 +1,15 @@
 //! Fetching and accepting a channel manifest: the decisions are the core's
 //! ([`peft_manifest::accept`]); this file fetches the two files (once more when a
 //! publish lands between them), reports a refusal with a hint, warns about an
-//! expired offline manifest, and remembers the serial.
+//! expired offline manifest, a clock set back and a dropped serial floor, and
+//! remembers what the core says to remember of the channel (`state.json`).
 
 use peft_manifest::accept::rfc3339;
 use peft_manifest::{Manifest, Policy, Refusal, TrustedKeys, accept};
 use time::OffsetDateTime;
 
 use super::{Fetcher, Root, manifest_path};
-use crate::cache::{Cache, CacheLock, ChannelState};
+use crate::cache::{Cache, CacheLock};
 use crate::error::{Error, Result};
 use crate::report::Reporter;
 
@@ -42,12 +43,12 @@ pub async fn accept_signed(
     let sig_path = format!("{path}.minisig");
     let roots = std::slice::from_ref(root);
     let mut state = cache.state()?;
-    let highest = state.channels.get(s.channel).map(|c| c.serial).unwrap_or(0);
+    let memory = state.channels.get(s.channel).cloned().unwrap_or_default();
     let policy = Policy {
         channel: s.channel,
         keys: s.keys,
         offline: s.offline,
-        highest_serial: highest,
+        memory: &memory,
         now: OffsetDateTime::now_utc(),
     };
     let mut attempt = 0;
@@ -65,7 +66,7 @@ pub async fn accept_signed(
             Err(Refusal::Untrusted(e)) => {
                 return Err(Error::integrity_hint(
                     format!("the manifest {} is not trusted: {e}", root.describe(&path)),
-                    "nothing was installed; check that the app and the repository use the same release key",
+                    "nothing was installed; check that the app and the repository use the same release key (after a key rotation, a machine that never saw the announcement needs a newer PEFT Studio or --trusted-key)",
                 ));
             }
             Err(r) => return Err(refused(r)),
@@ -78,19 +79,27 @@ pub async fn accept_signed(
             rfc3339(&at)
         ));
     }
-    let m = accepted.manifest;
-    if m.serial > highest {
-        let published_at = rfc3339(&m.published_at);
-        state.channels.insert(
-            s.channel.to_string(),
-            ChannelState {
-                serial: m.serial,
-                published_at,
-            },
-        );
+    if let Some(at) = accepted.clock_behind {
+        reporter.warn(format!(
+            "this machine's clock reads {}, earlier than {} when the newest manifest of {:?} accepted here was published: the clock is wrong; expiry was judged at that time instead",
+            rfc3339(&policy.now),
+            rfc3339(&at),
+            s.channel
+        ));
+    }
+    if let Some(d) = accepted.dropped_floor {
+        reporter.warn(format!(
+            "the manifest retires key {}, which had set the serial floor of {:?} to {}; the floor is now serial {} (recovery from a compromised key)",
+            d.key, s.channel, d.serial, accepted.manifest.serial
+        ));
+    }
+    if accepted.memory != memory {
+        state
+            .channels
+            .insert(s.channel.to_string(), accepted.memory);
         cache.save_state(&state, lock)?;
     }
-    Ok(m)
+    Ok(accepted.manifest)
 }
 
 /// The error and hint a refused manifest is reported with.
@@ -104,9 +113,20 @@ fn refused(r: Refusal) -> Error {
             r.to_string(),
             "the repository or a mirror serves an outdated manifest; the installed backend is unchanged",
         ),
+        Refusal::Expired {
+            clock_behind: Some(_),
+            ..
+        } => Error::integrity_hint(
+            r.to_string(),
+            "set this machine's clock to the right time; the installed backend is unchanged",
+        ),
         Refusal::Expired { .. } => Error::integrity_hint(
             r.to_string(),
             "the repository has not been republished; the installed backend is unchanged",
+        ),
+        Refusal::RetiredKey { .. } => Error::integrity_hint(
+            r.to_string(),
+            "the repository or a mirror serves a manifest signed with a release key that was rotated out (possibly stolen); the installed backend is unchanged",
         ),
         _ => Error::integrity(r.to_string()),
     }

@@ -59,5 +59,6 @@ pub fn catalog_manifest(c: &VariantCatalog) -> Manifest {
         releases: vec![catalog_release(c)],
         bootstrapper: Vec::new(),
         mirrors: Vec::new(),
+        keys: Default::default(),
     }
 }

@@ -15,4 +15,5 @@ mod self_update;
 mod storage;
 mod tls;
 mod transport;
+mod trust;
 mod updates;

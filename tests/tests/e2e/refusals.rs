@@ -1,11 +1,16 @@
-//! Refusals end to end: every trust check (archive, manifest, key, serial, expiry,
-//! size) exits 4 with nothing installed; no repository is a usage error (2), an
-//! unreachable one with nothing installed a network error (3).
+//! Refusals end to end: every trust check (archive, manifest, trusted comment, key,
+//! serial, expiry, channel, an old bundle as a new version, size) exits 4 with
+//! nothing installed or the installed backend unchanged; no repository is a usage
+//! error (2), an unreachable one with nothing installed a network error (3). Key
+//! rotation and the clock are in `trust`.
 
 use std::time::Duration;
 
 use peft_e2e::server::Server;
-use peft_e2e::{MIB, World, bootstrap, event, events, exit, release, stderr};
+use peft_e2e::signing::resign;
+use peft_e2e::{
+    MIB, World, assert_error, bootstrap, event, events, exit, release, release_raw, stderr,
+};
 
 fn assert_refused(w: &World, out: &std::process::Output, cache: &str, needle: &str) {
     assert_eq!(exit(out), 4, "{}", stderr(out));
@@ -60,6 +65,87 @@ fn one_changed_byte_in_the_manifest_is_refused() {
     let server = Server::start(&w.repo());
     let out = w.run("ensure", &server.url(), "cache", &[]);
     assert_refused(&w, &out, "cache", "not trusted");
+}
+
+#[test]
+fn an_edited_trusted_comment_is_refused() {
+    let w = World::new();
+    w.pack("1.0.0", 16, MIB);
+    w.publish(&[]);
+    let p = w.path("repo/channels/stable/manifest.json.minisig");
+    let sig = fs_err::read_to_string(&p).expect("read");
+    assert!(sig.contains("serial:1"), "{sig}");
+    fs_err::write(&p, sig.replace("serial:1", "serial:9")).expect("write");
+    let server = Server::start(&w.repo());
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_refused(&w, &out, "cache", "trusted comment");
+}
+
+#[test]
+fn a_manifest_of_another_channel_served_at_this_channels_path_is_refused() {
+    let w = World::new();
+    w.pack("1.0.0", 17, MIB);
+    release(&[
+        "publish",
+        "--repo",
+        &w.s("repo"),
+        "--channel",
+        "beta",
+        "--key",
+        &w.s("keys/release.key"),
+    ]);
+    let (beta, stable) = (w.path("repo/channels/beta"), w.path("repo/channels/stable"));
+    fs_err::create_dir_all(&stable).expect("mkdir");
+    for f in ["manifest.json", "manifest.json.minisig"] {
+        fs_err::copy(beta.join(f), stable.join(f)).expect("copy");
+    }
+    let server = Server::start(&w.repo());
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_refused(
+        &w,
+        &out,
+        "cache",
+        "for the channel \"beta\", not \"stable\"",
+    );
+}
+
+#[test]
+fn an_old_bundle_announced_as_a_new_version_is_refused() {
+    let w = World::new();
+    w.pack("1.0.0", 18, MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    // Signed (a stolen key, or a publishing mistake): 2.0.0 with 1.0.0's archive and index.
+    resign(&w.repo(), "stable", &w.path("keys/release.key"), |m| {
+        let mut old = m["releases"][0].clone();
+        old["version"] = "2.0.0".into();
+        m["releases"]
+            .as_array_mut()
+            .expect("releases")
+            .insert(0, old);
+        m["serial"] = (m["serial"].as_u64().expect("serial") + 1).into();
+    });
+    let out = w.run("update", &server.url(), "cache", &[]);
+    assert_error(&out, 4, "describes linux-x86_64-cpu 1.0.0");
+    let out = w.cached(&["ensure", "--json"], "cache");
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        event(&events(&out), "ready").expect("ready")["version"],
+        "1.0.0"
+    );
+    let v = release_raw(&[
+        "verify",
+        "--repo",
+        &w.s("repo"),
+        "--channel",
+        "stable",
+        "--pubkey",
+        &w.s("keys/release.pub"),
+    ]);
+    assert_eq!(v.status.code(), Some(4), "{}", stderr(&v));
+    assert!(stderr(&v).contains("an old bundle"), "{}", stderr(&v));
 }
 
 #[test]
