@@ -16,10 +16,11 @@ use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use peft_manifest::{Blob, CopyError, Manifest, copy_capped};
+use peft_manifest::{Blob, ChannelMemory, CopyError, Manifest, copy_capped};
 
 use crate::error::{ReleaseError, Result};
 use crate::layout::{Repo, write_atomic};
+use crate::verify::judge_channel;
 
 /// The inputs of `offline`, also its command line (`peft-release offline --help`).
 #[derive(Debug, Clone, clap::Args)]
@@ -37,6 +38,17 @@ pub struct OfflineArgs {
     /// Every kept release of each variant, not only the newest.
     #[arg(long)]
     pub all_releases: bool,
+    /// A public key the app trusts: a .pub file or its base64 line (repeatable).
+    /// The channel's manifest must be one a bootstrapper trusting these keys (the
+    /// built-in ones when none is named) accepts from an offline folder, as
+    /// `peft-release verify` judges it, or no folder is made.
+    #[arg(
+        long = "pubkey",
+        visible_alias = "trusted-key",
+        value_name = "PUBFILE",
+        env = "PEFT_TRUSTED_KEY"
+    )]
+    pub pubkeys: Vec<String>,
 }
 
 /// One blob chosen for the folder, and why.
@@ -140,15 +152,23 @@ pub fn choose(
 pub fn offline(args: &OfflineArgs) -> Result<OfflineReport> {
     let src = Repo::open(&args.repo)?;
     let path = src.manifest_path(&args.channel);
-    let sig_path = path.with_extension("json.minisig");
-    let bytes = fs_err::read(&path).map_err(|e| ReleaseError::io("reading", &path, e))?;
-    let sig = fs_err::read(&sig_path).map_err(|e| ReleaseError::io("reading", &sig_path, e))?;
-    let m = Manifest::from_json(&bytes).map_err(|e| {
-        ReleaseError::Integrity(format!(
-            "{} is not a schema-1 manifest: {e}",
-            path.display()
-        ))
-    })?;
+    // The folder must hold what the app accepts: the bootstrapper's own judgement,
+    // as from an offline folder (an expired manifest passes, with the app's warning).
+    let judged = judge_channel(
+        &src,
+        &args.channel,
+        &args.pubkeys,
+        &ChannelMemory::default(),
+        true,
+    )?;
+    if !judged.problems.is_empty() {
+        return Err(ReleaseError::Integrity(format!(
+            "{} would be refused by the app, so no folder was made: {}",
+            path.display(),
+            judged.problems.join("; ")
+        )));
+    }
+    let (m, bytes, sig) = (judged.manifest, judged.bytes, judged.signature);
     if same_place(&args.repo, &args.out) {
         return Err(ReleaseError::Usage(
             "--out must be another folder than --repo".into(),
@@ -166,7 +186,7 @@ pub fn offline(args: &OfflineArgs) -> Result<OfflineReport> {
     let dest = out.manifest_path(&args.channel);
     let dir = dest.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir).map_err(|e| ReleaseError::io("creating", dir, e))?;
-    write_atomic(&dest.with_extension("json.minisig"), &sig)?;
+    write_atomic(&dest.with_extension("json.minisig"), sig.as_bytes())?;
     write_atomic(&dest, &bytes)?;
     let report = OfflineReport {
         manifest: m,

@@ -78,33 +78,14 @@ pub struct Report {
 /// Verifies the channel of the repository as a bootstrapper with `args`' keys and
 /// state would.
 pub fn verify(args: &VerifyArgs) -> Result<Report> {
-    let channel = args.channel.as_str();
     let repo = Repo::open(&args.repo)?;
-    let keys = trusted_keys(&args.pubkeys)?;
-    let memory = memory(args.state.as_deref(), channel)?;
-    let path = repo.manifest_path(channel);
-    let bytes = fs_err::read(&path).map_err(|e| ReleaseError::io("reading", &path, e))?;
-    let sig_path = path.with_extension("json.minisig");
-    let sig =
-        fs_err::read_to_string(&sig_path).map_err(|e| ReleaseError::io("reading", &sig_path, e))?;
-    // The bootstrapper's own checks (`peft_manifest::accept`), every problem at once,
-    // with the given machine's memory of the channel (or none); judged as online.
-    let policy = Policy {
-        channel,
-        keys: &keys,
-        offline: false,
-        memory: &memory,
-        now: OffsetDateTime::now_utc(),
-    };
-    let (m, verified) = open(&bytes, &sig, &policy.trusted_keys())
-        .map_err(|e| ReleaseError::Integrity(format!("{}: {e}", path.display())))?;
-    let mut problems: Vec<String> = Vec::new();
-    for r in judge(&m, verified.id, &policy) {
-        match r {
-            Refusal::Malformed(list) => problems.extend(list.iter().map(ToString::to_string)),
-            other => problems.push(other.to_string()),
-        }
-    }
+    let memory = memory(args.state.as_deref(), &args.channel)?;
+    let Judged {
+        manifest: m,
+        signed_by,
+        mut problems,
+        ..
+    } = judge_channel(&repo, &args.channel, &args.pubkeys, &memory, false)?;
     let mut blobs = BTreeMap::new();
     for r in &m.releases {
         for v in &r.variants {
@@ -153,9 +134,64 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
     }
     Ok(Report {
         manifest: m,
-        signed_by: verified.key,
+        signed_by,
         blobs: blobs.len(),
         bytes: bytes_total,
+    })
+}
+
+/// A channel manifest as a bootstrapper judged it: signed by `signed_by`, with
+/// every problem acceptance found (none: a bootstrapper accepts it).
+#[derive(Debug)]
+pub struct Judged {
+    pub manifest: Manifest,
+    pub signed_by: String,
+    pub problems: Vec<String>,
+    /// The exact bytes judged, and their signature.
+    pub bytes: Vec<u8>,
+    pub signature: String,
+}
+
+/// Runs the bootstrapper's own acceptance (`peft_manifest::accept`) on the manifest
+/// of `channel` in `repo`, every problem at once: signed by one of `pubkeys` (the
+/// built-in keys when none), with `memory` of the channel, judged as online or as
+/// from an offline folder (where an expired manifest is accepted with a warning).
+/// A signature that no trusted key makes is an error at once.
+pub fn judge_channel(
+    repo: &Repo,
+    channel: &str,
+    pubkeys: &[String],
+    memory: &ChannelMemory,
+    offline: bool,
+) -> Result<Judged> {
+    let keys = trusted_keys(pubkeys)?;
+    let path = repo.manifest_path(channel);
+    let bytes = fs_err::read(&path).map_err(|e| ReleaseError::io("reading", &path, e))?;
+    let sig_path = path.with_extension("json.minisig");
+    let sig =
+        fs_err::read_to_string(&sig_path).map_err(|e| ReleaseError::io("reading", &sig_path, e))?;
+    let policy = Policy {
+        channel,
+        keys: &keys,
+        offline,
+        memory,
+        now: OffsetDateTime::now_utc(),
+    };
+    let (manifest, verified) = open(&bytes, &sig, &policy.trusted_keys())
+        .map_err(|e| ReleaseError::Integrity(format!("{}: {e}", path.display())))?;
+    let mut problems = Vec::new();
+    for r in judge(&manifest, verified.id, &policy) {
+        match r {
+            Refusal::Malformed(list) => problems.extend(list.iter().map(ToString::to_string)),
+            other => problems.push(other.to_string()),
+        }
+    }
+    Ok(Judged {
+        manifest,
+        signed_by: verified.key,
+        problems,
+        bytes,
+        signature: sig,
     })
 }
 

@@ -321,6 +321,33 @@ impl World {
         release(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
+    /// `peft-release offline` of the stable channel into `out` (whatever the
+    /// outcome), trusting the world's key unless `extra` names `--pubkey`.
+    pub fn offline_raw(&self, out: &str, extra: &[&str]) -> Output {
+        let (repo, dir, key) = (self.s("repo"), self.s(out), self.s("keys/release.pub"));
+        let mut args = vec![
+            "offline",
+            "--repo",
+            &repo,
+            "--channel",
+            "stable",
+            "--out",
+            &dir,
+        ];
+        if !extra.contains(&"--pubkey") {
+            args.extend(["--pubkey", &key]);
+        }
+        args.extend_from_slice(extra);
+        release_raw(&args)
+    }
+
+    /// [`World::offline_raw`], which must succeed; returns the folder.
+    pub fn offline(&self, out: &str, extra: &[&str]) -> PathBuf {
+        let o = self.offline_raw(out, extra);
+        assert!(o.status.success(), "peft-release offline: {}", stderr(&o));
+        self.path(out)
+    }
+
     /// Publishes the stable channel with the world's key.
     pub fn publish(&self, extra: &[&str]) {
         let (repo, key) = (self.s("repo"), self.s("keys/release.key"));

@@ -7,28 +7,13 @@ use std::process::Output;
 
 use peft_e2e::selfbuild::{closed_port_url, current_bootstrapper, flip_byte, place};
 use peft_e2e::server::Server;
-use peft_e2e::{
-    MIB, World, event, events, exit, release, release_raw, sample_bundle, stderr, tree,
-};
+use peft_e2e::{MIB, World, event, events, exit, release, sample_bundle, stderr, tree};
 use serde_json::Value;
 
 /// `peft-release offline` of the stable channel into `w/<out>`.
 fn make_offline(w: &World, out: &str, variants: &[&str]) -> PathBuf {
-    let (repo, dir) = (w.s("repo"), w.s(out));
-    let mut args = vec![
-        "offline",
-        "--repo",
-        &repo,
-        "--channel",
-        "stable",
-        "--out",
-        &dir,
-    ];
-    for v in variants {
-        args.extend(["--variant", v]);
-    }
-    release(&args);
-    w.path(out)
+    let extra: Vec<&str> = variants.iter().flat_map(|v| ["--variant", v]).collect();
+    w.offline(out, &extra)
 }
 
 /// `ensure --json --offline-dir DIR` with the manifest URL on a closed port.
@@ -151,18 +136,27 @@ fn one_flipped_byte_in_the_folder_is_refused_and_nothing_is_installed() {
 
     // peft-release refuses to copy a damaged blob out of the repository.
     flip_byte(&w.repo().join(archive_path(&w, "linux-x86_64-cpu")));
-    let (repo, out3) = (w.s("repo"), w.s("stick3"));
-    let out = release_raw(&[
-        "offline",
-        "--repo",
-        &repo,
-        "--channel",
-        "stable",
-        "--out",
-        &out3,
-    ]);
+    let out = w.offline_raw("stick3", &[]);
     assert_eq!(exit(&out), 4, "{}", stderr(&out));
     assert!(!w.path("stick3/channels/stable/manifest.json").exists());
+}
+
+#[test]
+fn no_folder_is_made_from_a_manifest_the_app_would_refuse() {
+    let w = World::new();
+    w.pack("1.0.0", 21, MIB);
+    w.publish(&[]);
+    // Judged with another key than the one that signed it.
+    release(&["keygen", "--out", &w.s("other")]);
+    let out = w.offline_raw("stick", &["--pubkey", &w.s("other/release.pub")]);
+    assert_eq!(exit(&out), 4, "{}", stderr(&out));
+    assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
+    assert!(!w.path("stick/channels").exists());
+    // A manifest changed after signing.
+    flip_byte(&w.repo().join("channels/stable/manifest.json"));
+    let out = w.offline_raw("stick", &[]);
+    assert_eq!(exit(&out), 4, "{}", stderr(&out));
+    assert!(!w.path("stick/channels").exists());
 }
 
 #[test]
@@ -217,18 +211,7 @@ fn a_missing_variant_is_named_with_the_file_to_fetch() {
     assert!(reason.starts_with("not in the offline folder"), "{reason}");
 
     // Naming an unknown variant when making the folder is a usage error naming it.
-    let (repo, dir) = (w.s("repo"), w.s("stick2"));
-    let out = release_raw(&[
-        "offline",
-        "--repo",
-        &repo,
-        "--channel",
-        "stable",
-        "--out",
-        &dir,
-        "--variant",
-        "macos-arm64-metal",
-    ]);
+    let out = w.offline_raw("stick2", &["--variant", "macos-arm64-metal"]);
     assert_eq!(exit(&out), 2);
     assert!(stderr(&out).contains("macos-arm64-metal"));
 }
@@ -269,6 +252,8 @@ fn an_expired_manifest_installs_offline_with_a_warning_but_not_online() {
     w.publish(&["--expires-in", "1s"]);
     let stick = make_offline(&w, "stick", &[]);
     std::thread::sleep(std::time::Duration::from_millis(2100));
+    // Expired, it still makes a folder: the app accepts it offline (with a warning).
+    make_offline(&w, "stick-late", &[]);
     let out = ensure_offline(&w, &stick, "cache");
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
     let evs = events(&out);

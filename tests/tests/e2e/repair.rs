@@ -8,7 +8,7 @@ use std::process::Output;
 
 use peft_e2e::selfbuild::{closed_port_url, flip_byte};
 use peft_e2e::server::{Logged, Server};
-use peft_e2e::{MIB, World, copy_tree, event, events, exit, ready_dir, release, stderr, tree};
+use peft_e2e::{MIB, World, copy_tree, event, events, exit, ready_dir, stderr, tree};
 use serde_json::Value;
 
 const INIT: &str = "peft_engine/_internal/pkg/__init__.py";
@@ -193,15 +193,7 @@ fn repair_from_an_offline_folder_with_the_server_gone() {
     let (input, dir) = installed(&w, &server, 4 * MIB);
     drop(server);
     let offline = w.path("stick");
-    release(&[
-        "offline",
-        "--repo",
-        &w.s("repo"),
-        "--channel",
-        "stable",
-        "--out",
-        &w.s("stick"),
-    ]);
+    w.offline("stick", &[]);
     corrupt(&dir.join(BIG));
     fs_err::remove_file(dir.join(INIT)).expect("delete");
     let out = w.run(

@@ -15,7 +15,7 @@ use peft_e2e::selfbuild::{
     version_of,
 };
 use peft_e2e::server::Server;
-use peft_e2e::{MIB, World, event, events, exit, release, stderr};
+use peft_e2e::{MIB, World, event, events, exit, stderr};
 use serde_json::Value;
 
 /// A world with a packed release, the newer bootstrapper published with `extra`
@@ -134,15 +134,7 @@ fn self_update_replaces_the_older_binary_which_then_reports_the_new_version() {
 
     // From an offline folder, with the network closed.
     let stick = w.path("stick");
-    release(&[
-        "offline",
-        "--repo",
-        &w.s("repo"),
-        "--channel",
-        "stable",
-        "--out",
-        &w.s("stick"),
-    ]);
+    w.offline("stick", &[]);
     let app2 = w.path("app2/peft-bootstrap");
     place(&current_bootstrapper(), &app2);
     let closed = peft_e2e::selfbuild::closed_port_url();
@@ -252,15 +244,7 @@ fn ensure_updates_the_bootstrapper_first_when_the_manifest_needs_a_newer_one() {
 
     // Offline, the error says how: the newer build is in the folder.
     let stick = w.path("stick");
-    release(&[
-        "offline",
-        "--repo",
-        &w.s("repo"),
-        "--channel",
-        "stable",
-        "--out",
-        &w.s("stick"),
-    ]);
+    w.offline("stick", &[]);
     let app2 = w.path("app2/peft-bootstrap");
     place(&current_bootstrapper(), &app2);
     let stick_s = stick.to_string_lossy().into_owned();

@@ -255,15 +255,7 @@ fn an_offline_folder_signed_by_a_new_key_needs_the_announcement_or_a_trusted_key
         "keys-b/release.key",
         &["--retire-key", &w.s("keys/release.pub")],
     );
-    release(&[
-        "offline",
-        "--repo",
-        &w.s("repo"),
-        "--channel",
-        "stable",
-        "--out",
-        &w.s("stick"),
-    ]);
+    w.offline("stick", &["--pubkey", &w.s("keys-b/release.pub")]);
     let offline = ["--offline-dir", &w.s("stick")];
     // A machine that saw the announcement online installs it offline.
     let out = w.run("ensure", &closed_port_url(), "seen", &offline);
