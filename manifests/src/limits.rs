@@ -34,56 +34,41 @@ pub const MAX_RETIRED_REMEMBERED: usize = 256;
 
 /// Every bound `v` breaks, located under `at` (`releases[0].variants[1]`).
 pub fn variant(at: &str, v: &Variant) -> Vec<Problem> {
-    let mut out = Vec::new();
-    let mut add = |field: &str, message: String| {
-        out.push(Problem {
+    let mut bounds = vec![
+        ("index.files".to_string(), v.index.files, MAX_FILES, "files"),
+        (
+            "index.unpacked_size".to_string(),
+            v.index.unpacked_size,
+            MAX_UNPACKED,
+            "bytes",
+        ),
+        ("index.size".to_string(), v.index.size, MAX_INDEX, "bytes"),
+        (
+            "archive.size".to_string(),
+            v.archive.size,
+            MAX_BLOB,
+            "bytes",
+        ),
+    ];
+    for (i, d) in v.deltas.iter().enumerate() {
+        bounds.push((format!("deltas[{i}].size"), d.size, MAX_BLOB, "bytes"));
+    }
+    let mut out: Vec<Problem> = bounds
+        .into_iter()
+        .filter(|(_, value, max, _)| value > max)
+        .map(|(field, value, max, unit)| Problem {
             at: format!("{at}.{field}"),
-            message,
+            message: format!("is {value} {unit}, above the limit of {max}"),
         })
-    };
-    if v.index.files > MAX_FILES {
-        add(
-            "index.files",
-            format!("is {}, above the limit of {MAX_FILES} files", v.index.files),
-        );
-    }
-    if v.index.unpacked_size > MAX_UNPACKED {
-        add(
-            "index.unpacked_size",
-            format!(
-                "is {} bytes, above the limit of {MAX_UNPACKED}",
-                v.index.unpacked_size
-            ),
-        );
-    }
-    if v.index.size > MAX_INDEX {
-        add(
-            "index.size",
-            format!("is {} bytes, above the limit of {MAX_INDEX}", v.index.size),
-        );
-    }
-    if v.archive.size > MAX_BLOB {
-        add(
-            "archive.size",
-            format!("is {} bytes, above the limit of {MAX_BLOB}", v.archive.size),
-        );
-    }
+        .collect();
     if v.archive.size > 0 && v.index.unpacked_size / v.archive.size >= MAX_RATIO {
-        add(
-            "index.unpacked_size",
-            format!(
+        out.push(Problem {
+            at: format!("{at}.index.unpacked_size"),
+            message: format!(
                 "is {} bytes from a {}-byte archive: more than {MAX_RATIO} times, a zip bomb",
                 v.index.unpacked_size, v.archive.size
             ),
-        );
-    }
-    for (i, d) in v.deltas.iter().enumerate() {
-        if d.size > MAX_BLOB {
-            add(
-                &format!("deltas[{i}].size"),
-                format!("is {} bytes, above the limit of {MAX_BLOB}", d.size),
-            );
-        }
+        });
     }
     out
 }

@@ -20,6 +20,7 @@ use peft_manifest::{Blob, ChannelMemory, CopyError, Manifest, copy_capped};
 
 use crate::error::{ReleaseError, Result};
 use crate::layout::{Repo, write_atomic};
+use crate::rotation::TrustArgs;
 use crate::verify::judge_channel;
 
 /// The inputs of `offline`, also its command line (`peft-release offline --help`).
@@ -38,17 +39,11 @@ pub struct OfflineArgs {
     /// Every kept release of each variant, not only the newest.
     #[arg(long)]
     pub all_releases: bool,
-    /// A public key the app trusts: a .pub file or its base64 line (repeatable).
-    /// The channel's manifest must be one a bootstrapper trusting these keys (the
-    /// built-in ones when none is named) accepts from an offline folder, as
-    /// `peft-release verify` judges it, or no folder is made.
-    #[arg(
-        long = "pubkey",
-        visible_alias = "trusted-key",
-        value_name = "PUBFILE",
-        env = "PEFT_TRUSTED_KEY"
-    )]
-    pub pubkeys: Vec<String>,
+    /// The channel's manifest must be one a bootstrapper trusting these keys
+    /// accepts from an offline folder, as `peft-release verify` judges it, or no
+    /// folder is made.
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 /// One blob chosen for the folder, and why.
@@ -157,7 +152,7 @@ pub fn offline(args: &OfflineArgs) -> Result<OfflineReport> {
     let judged = judge_channel(
         &src,
         &args.channel,
-        &args.pubkeys,
+        &args.trust.pubkeys,
         &ChannelMemory::default(),
         true,
     )?;

@@ -46,6 +46,20 @@ pub fn key_lines(value: &str) -> Result<Vec<String>> {
     Ok(lines)
 }
 
+/// The keys a command judges a manifest with, as the app would (`verify`, `offline`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TrustArgs {
+    /// A trusted public key: a .pub file or its base64 line (repeatable). Without
+    /// one, the keys built into peft-bootstrap, as the bootstrapper does.
+    #[arg(
+        long = "pubkey",
+        visible_alias = "trusted-key",
+        value_name = "PUBFILE",
+        env = "PEFT_TRUSTED_KEY"
+    )]
+    pub pubkeys: Vec<String>,
+}
+
 /// The trusted keys of `--pubkey` values (each a `.pub` file or key lines); the keys
 /// built into `peft-bootstrap` when there are none, as the bootstrapper does.
 pub fn trusted_keys(values: &[String]) -> Result<TrustedKeys> {

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use crate::error::{ReleaseError, Result};
 use crate::layout::{Repo, hash_file};
-use crate::rotation::trusted_keys;
+use crate::rotation::{TrustArgs, trusted_keys};
 
 /// The inputs of `verify`, also its command line (`peft-release verify --help`).
 #[derive(Debug, Clone, clap::Args)]
@@ -29,15 +29,8 @@ pub struct VerifyArgs {
     pub repo: PathBuf,
     #[arg(long, value_name = "C")]
     pub channel: String,
-    /// A trusted public key: a .pub file or its base64 line (repeatable). Without
-    /// one, the keys built into peft-bootstrap, as the bootstrapper does.
-    #[arg(
-        long = "pubkey",
-        visible_alias = "trusted-key",
-        value_name = "PUBFILE",
-        env = "PEFT_TRUSTED_KEY"
-    )]
-    pub pubkeys: Vec<String>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// A bootstrapper's state.json: judge with what that machine remembers of the
     /// channel (keys announced and retired, serial and clock floors).
     #[arg(long, value_name = "STATE")]
@@ -85,7 +78,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
         signed_by,
         mut problems,
         ..
-    } = judge_channel(&repo, &args.channel, &args.pubkeys, &memory, false)?;
+    } = judge_channel(&repo, &args.channel, &args.trust.pubkeys, &memory, false)?;
     let mut blobs = BTreeMap::new();
     for r in &m.releases {
         for v in &r.variants {

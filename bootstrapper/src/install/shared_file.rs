@@ -38,15 +38,20 @@ impl Read for SharedFile {
 
 impl Seek for SharedFile {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let pos = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = pos
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        self.pos = seek_within(self.pos, self.len, to)?;
         Ok(self.pos)
     }
+}
+
+/// Where a seek `to` from `pos` in something `len` bytes long lands; an error
+/// before the start or past `u64`.
+pub(super) fn seek_within(pos: u64, len: u64, to: SeekFrom) -> io::Result<u64> {
+    match to {
+        SeekFrom::Start(p) => Some(p),
+        SeekFrom::End(d) => len.checked_add_signed(d),
+        SeekFrom::Current(d) => pos.checked_add_signed(d),
+    }
+    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))
 }
 
 /// One positioned read (the handle's own position is not used).

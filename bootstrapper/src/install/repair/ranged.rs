@@ -22,7 +22,7 @@ use url::Url;
 use super::Repair;
 use super::plan::{GAP, central_directory, coalesce, entry_spans, missing, tail};
 use crate::error::{Error, Result};
-use crate::install::shared_file::read_at;
+use crate::install::shared_file::{read_at, seek_within};
 use crate::report::{Phase, RepairSource, Reporter};
 use crate::source::{Fetcher, Ranged};
 
@@ -224,13 +224,7 @@ impl Read for Patchwork<'_> {
 
 impl Seek for Patchwork<'_> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let pos = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = pos
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        self.pos = seek_within(self.pos, self.len, to)?;
         Ok(self.pos)
     }
 }
