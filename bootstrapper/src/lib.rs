@@ -38,3 +38,13 @@ pub use version::VERSION;
 pub fn log_filter() -> String {
     env::var(env::LOG).unwrap_or_else(|| "warn".into())
 }
+
+/// For the fuzz targets (`manifests/fuzz`) only, not an API: the checks every zip
+/// entry of a bundle passes before anything is written (names, kinds, duplicates,
+/// case collisions, sizes against the index), on an archive held in memory.
+#[doc(hidden)]
+pub fn fuzz_check_zip_entries(archive: &[u8], index: &peft_manifest::FileIndex) -> Result<()> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive))
+        .map_err(|e| Error::integrity(format!("the bundle archive is not a zip: {e}")))?;
+    install::check_entries(&mut zip, index)
+}

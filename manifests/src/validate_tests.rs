@@ -175,6 +175,26 @@ fn index_checks() {
 }
 
 #[test]
+fn an_index_whose_sizes_wrap_around_is_refused() {
+    // u64::MAX + 2 wraps to 1: in a release build (no overflow checks) the index
+    // would have matched a manifest promising 1 unpacked byte.
+    let mut big = entry("e/big", 0o644);
+    big.size = u64::MAX;
+    let mut run = entry("e/run", 0o755);
+    run.size = 2;
+    let (idx, mut r) = index(vec![big, run]);
+    assert_eq!(idx.unpacked_size(), u64::MAX);
+    r.unpacked_size = 1;
+    let found = validate_index(&idx, &r, "e/run");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.message.contains("the manifest says 1")),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn an_index_must_name_the_release_and_variant_it_is_listed_under() {
     let (idx, r) = index(vec![entry("e/run", 0o755)]);
     let mut v = manifest().releases[0].variants[0].clone();

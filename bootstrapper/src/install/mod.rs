@@ -22,6 +22,7 @@ mod stream;
 mod transaction;
 
 pub use delta::apply_delta;
+pub(crate) use extract::check_entries;
 pub use extract::extract;
 pub use transaction::Transaction;
 
