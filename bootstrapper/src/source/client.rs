@@ -272,6 +272,12 @@ fn tls_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
 }
 
 /// Whether `e` is a refused certificate: asking again cannot help.
+/// Whether an error of `send` may go away if asked again: a refused redirect, a
+/// refused certificate or a request that cannot be built will not.
+pub(super) fn transient(e: &reqwest::Error) -> bool {
+    !(e.is_redirect() || e.is_builder() || is_certificate_error(e))
+}
+
 pub(super) fn is_certificate_error(e: &reqwest::Error) -> bool {
     matches!(tls_error(e), Some(rustls::Error::InvalidCertificate(_)))
 }

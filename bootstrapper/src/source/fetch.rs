@@ -25,7 +25,7 @@ use url::Url;
 
 // Kept beside this file (not a folder of its own) to leave the module tree as it is.
 
-use super::client::Client;
+use super::client::{self, Client};
 use super::failure::Failure;
 use super::local::copy_local;
 use super::retry::{self, Deadline, Pace, Stop, retryable};
@@ -115,7 +115,7 @@ impl Fetcher {
                     .get(url.clone())
                     .send()
                     .await
-                    .map_err(|e| (retry::transient(&e), self.net.explain(&e, &url)))?;
+                    .map_err(|e| (client::transient(&e), self.net.explain(&e, &url)))?;
                 let status = resp.status();
                 if !status.is_success() {
                     hint = retry::retry_after(&resp);
@@ -291,7 +291,7 @@ impl Fetcher {
             }
             let mut resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if !retry::transient(&e) => {
+                Err(e) if !client::transient(&e) => {
                     return Err(Failure::Network(self.net.explain(&e, &url)));
                 }
                 Err(e) => {

@@ -15,7 +15,6 @@ use reqwest::StatusCode;
 use tokio::time::Instant;
 use url::Url;
 
-use super::client;
 use crate::env;
 
 /// The longest wait between two attempts, whatever the backoff or the server says.
@@ -56,12 +55,6 @@ pub(super) fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
-}
-
-/// Whether an error of `send` may go away if asked again: a refused redirect, a
-/// refused certificate or a request that cannot be built will not.
-pub(super) fn transient(e: &reqwest::Error) -> bool {
-    !(e.is_redirect() || e.is_builder() || client::is_certificate_error(e))
 }
 
 /// The redirect policy: at most [`MAX_REDIRECTS`] hops, no loop, http(s) only, and

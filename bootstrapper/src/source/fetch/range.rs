@@ -18,6 +18,7 @@ use url::Url;
 
 use super::{Fetcher, content_range_start};
 use crate::error::{Error, Result};
+use crate::source::client;
 use crate::source::retry::{self, Stop, retryable};
 
 /// How a range request was answered.
@@ -65,7 +66,9 @@ impl Fetcher {
                 .header(reqwest::header::RANGE, format!("bytes={have}-{}", end - 1));
             let mut resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if !retry::transient(&e) => return Err(network(self.net.explain(&e, &url))),
+                Err(e) if !client::transient(&e) => {
+                    return Err(network(self.net.explain(&e, &url)));
+                }
                 Err(e) => {
                     last_error = self.net.explain(&e, &url);
                     failures += 1;
