@@ -8,6 +8,7 @@
 //! - [`model`]: serde types for schema 1 of the channel manifest;
 //! - [`hardware`]: the facts about a machine that selection decides on;
 //! - [`index`]: the per-file index of a bundle and the rules for safe entry paths;
+//! - [`archive`]: the rules every zip entry of a bundle keeps before anything is written;
 //! - [`limits`]: the bounds on every signed count and size (zip bombs, endless blobs);
 //! - [`validate`](mod@validate): every structural problem of a manifest or an index, all at once;
 //! - [`select`](mod@select): which release and variant this machine gets, and why;
@@ -18,6 +19,7 @@
 //! - [`variants`]: the variant catalogue (`manifests/variants.json`) used by `pack`.
 
 pub mod accept;
+pub mod archive;
 pub mod delta;
 mod digest;
 mod dotted;

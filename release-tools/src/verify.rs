@@ -188,32 +188,13 @@ pub fn judge_channel(
     })
 }
 
-/// Whether the zip's entries differ from the files the index says it carries
-/// (names and sizes; see `FileIndex::carriers`).
+/// What a bootstrapper would refuse in the zip's entries, by the core's own rules
+/// (`peft_manifest::archive::check_entries`: names, kinds, duplicates, case
+/// collisions, exactly the index's carriers with their sizes).
 fn zip_mismatch(archive: &Path, idx: &FileIndex) -> Option<String> {
     let file = fs_err::File::open(archive).ok()?;
-    let mut zip = match zip::ZipArchive::new(file) {
-        Ok(z) => z,
-        Err(e) => return Some(format!("not a zip: {e}")),
-    };
-    let mut in_zip: Vec<(String, u64)> = Vec::with_capacity(zip.len());
-    for i in 0..zip.len() {
-        match zip.by_index_raw(i) {
-            Ok(e) => in_zip.push((String::from_utf8_lossy(e.name_raw()).into_owned(), e.size())),
-            Err(e) => return Some(format!("entry {i}: {e}")),
-        }
+    match zip::ZipArchive::new(file) {
+        Ok(mut zip) => peft_manifest::archive::check_entries(&mut zip, idx).err(),
+        Err(e) => Some(format!("not a zip: {e}")),
     }
-    in_zip.sort();
-    let want: Vec<(String, u64)> = idx
-        .carriers()
-        .into_iter()
-        .map(|f| (f.path.clone(), f.size))
-        .collect();
-    (in_zip != want).then(|| {
-        format!(
-            "its {} entries are not the {} files the index says it carries",
-            in_zip.len(),
-            want.len()
-        )
-    })
 }

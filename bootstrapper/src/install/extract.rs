@@ -1,9 +1,9 @@
 //! Unpacking a verified archive into `staging/`, checked against the signed index.
 //!
-//! Before a byte is written, every entry of the zip is checked: its name must be a
-//! safe relative path ([`check_entry_path`]) listed in the index, with the index's
-//! size; no symlinks, no directories, no duplicates (also when case is ignored),
-//! and exactly as many entries as the index has files. Any problem refuses the whole bundle. Then each file is
+//! Before a byte is written, every entry of the zip is checked by the core's rules
+//! ([`peft_manifest::archive`]: safe relative paths listed in the index with its
+//! sizes, regular files only, no duplicates also when case is ignored, exactly the
+//! index's carriers). Any problem refuses the whole bundle. Then each file is
 //! written under the staging folder (created fresh, with `create_new`) by one worker
 //! per core, hashed as it is written, compared to the index, given its mode and
 //! handed to the background [`Syncer`] (see [`super::durable`]).
@@ -17,15 +17,12 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use peft_manifest::{CopyError, FileEntry, FileIndex, check_entry_path, copy_capped};
+use peft_manifest::{CopyError, FileEntry, FileIndex, copy_capped};
 
 use super::durable::Syncer;
 use super::shared_file::SharedFile;
 use crate::error::{Error, Result};
 use crate::report::{Phase, Reporter};
-
-const S_IFMT: u32 = 0o170000;
-const S_IFREG: u32 = 0o100000;
 
 pub(super) fn refuse(why: String) -> Error {
     Error::integrity_hint(
@@ -34,75 +31,14 @@ pub(super) fn refuse(why: String) -> Error {
     )
 }
 
-/// Checks every entry of `archive` against `index` without writing anything.
+/// Checks every entry of `archive` against `index` without writing anything (the
+/// core's [`peft_manifest::archive::check_entries`], refusing the bundle on the
+/// first problem).
 pub fn check_entries<R: Read + std::io::Seek>(
     zip: &mut zip::ZipArchive<R>,
     index: &FileIndex,
 ) -> Result<()> {
-    // Counted as a list: an index naming one path twice must not shrink the count.
-    let carrier_list = index.carriers();
-    if zip.len() != carrier_list.len() {
-        return Err(refuse(format!(
-            "it has {} entries, the index lists {} files with {} distinct contents",
-            zip.len(),
-            index.files.len(),
-            carrier_list.len()
-        )));
-    }
-    let carriers: HashSet<&str> = carrier_list.iter().map(|f| f.path.as_str()).collect();
-    let mut seen = HashSet::new();
-    let mut folded = HashSet::new();
-    for i in 0..zip.len() {
-        let e = zip
-            .by_index_raw(i)
-            .map_err(|e| refuse(format!("entry {i} is unreadable: {e}")))?;
-        let name = std::str::from_utf8(e.name_raw())
-            .map_err(|_| refuse(format!("entry {i} has a name that is not UTF-8")))?
-            .to_string();
-        check_entry_path(&name).map_err(|p| refuse(format!("the entry {name:?} {p}")))?;
-        if e.is_symlink() {
-            return Err(refuse(format!("the entry {name:?} is a symbolic link")));
-        }
-        if e.is_dir() {
-            return Err(refuse(format!("the entry {name:?} is a directory")));
-        }
-        if let Some(mode) = e.unix_mode()
-            && mode & S_IFMT != 0
-            && mode & S_IFMT != S_IFREG
-        {
-            return Err(refuse(format!(
-                "the entry {name:?} is not a regular file (mode {mode:o})"
-            )));
-        }
-        if !seen.insert(name.clone()) {
-            return Err(refuse(format!("the entry {name:?} appears twice")));
-        }
-        // The index is checked for this too; a case-insensitive disk must never
-        // see two entries land on one file.
-        if !folded.insert(name.to_lowercase()) {
-            return Err(refuse(format!(
-                "the entry {name:?} differs from another only in case"
-            )));
-        }
-        let Some(f) = index.get(&name) else {
-            return Err(refuse(format!(
-                "the entry {name:?} is not in the signed index"
-            )));
-        };
-        if !carriers.contains(name.as_str()) {
-            return Err(refuse(format!(
-                "the entry {name:?} repeats content the archive carries under another name"
-            )));
-        }
-        if e.size() != f.size {
-            return Err(refuse(format!(
-                "the entry {name:?} is {} bytes, the index says {}",
-                e.size(),
-                f.size
-            )));
-        }
-    }
-    Ok(())
+    peft_manifest::archive::check_entries(zip, index).map_err(refuse)
 }
 
 /// Unpacks `archive` into the empty folder `dest`, verifying every file against `index`.
