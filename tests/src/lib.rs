@@ -348,6 +348,18 @@ impl World {
         self.path(out)
     }
 
+    /// `peft-release verify` of the stable channel (whatever the outcome), trusting
+    /// the world's key unless `extra` names `--pubkey`.
+    pub fn verify_repo(&self, extra: &[&str]) -> Output {
+        let (repo, key) = (self.s("repo"), self.s("keys/release.pub"));
+        let mut args = vec!["verify", "--repo", &repo, "--channel", "stable"];
+        if !extra.contains(&"--pubkey") {
+            args.extend(["--pubkey", &key]);
+        }
+        args.extend_from_slice(extra);
+        release_raw(&args)
+    }
+
     /// Publishes the stable channel with the world's key.
     pub fn publish(&self, extra: &[&str]) {
         let (repo, key) = (self.s("repo"), self.s("keys/release.key"));

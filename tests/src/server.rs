@@ -204,6 +204,15 @@ impl Server {
     pub fn requests(&self, path: &str) -> Vec<Logged> {
         self.log().into_iter().filter(|l| l.path == path).collect()
     }
+
+    /// Waits until `path` has been asked for (panics after `within`).
+    pub fn await_request(&self, path: &str, within: Duration) {
+        let start = Instant::now();
+        while self.requests(path).is_empty() {
+            assert!(start.elapsed() < within, "{path} was never asked for");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Server {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use peft_e2e::nginx::{Nginx, required};
 use peft_e2e::server::Server;
-use peft_e2e::{World, event, events, release, tree};
+use peft_e2e::{World, event, events, exit, stderr, tree};
 
 fn http_get(port: u16, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the engine");
@@ -58,15 +58,8 @@ fn frozen_engine_installed_by_the_bootstrapper_answers_health() {
     let version = "0.1.0";
     w.pack_dir(version, &bundle, &[]);
     w.publish(&[]);
-    release(&[
-        "verify",
-        "--repo",
-        &w.s("repo"),
-        "--channel",
-        "stable",
-        "--pubkey",
-        &w.s("keys/release.pub"),
-    ]);
+    let v = w.verify_repo(&[]);
+    assert_eq!(exit(&v), 0, "{}", stderr(&v));
     let nginx = Nginx::start(&w.repo());
     let server = nginx.is_none().then(|| Server::start(&w.repo()));
     let url = nginx

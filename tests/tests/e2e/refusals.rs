@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use peft_e2e::server::Server;
 use peft_e2e::signing::resign;
-use peft_e2e::{
-    MIB, World, assert_error, bootstrap, event, events, exit, release, release_raw, stderr,
-};
+use peft_e2e::{MIB, World, assert_error, bootstrap, event, events, exit, release, stderr};
 
 fn assert_refused(w: &World, out: &std::process::Output, cache: &str, needle: &str) {
     assert_eq!(exit(out), 4, "{}", stderr(out));
@@ -135,15 +133,7 @@ fn an_old_bundle_announced_as_a_new_version_is_refused() {
         event(&events(&out), "ready").expect("ready")["version"],
         "1.0.0"
     );
-    let v = release_raw(&[
-        "verify",
-        "--repo",
-        &w.s("repo"),
-        "--channel",
-        "stable",
-        "--pubkey",
-        &w.s("keys/release.pub"),
-    ]);
+    let v = w.verify_repo(&[]);
     assert_eq!(v.status.code(), Some(4), "{}", stderr(&v));
     assert!(stderr(&v).contains("an old bundle"), "{}", stderr(&v));
 }

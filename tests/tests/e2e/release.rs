@@ -54,15 +54,8 @@ fn release_verify_catches_a_damaged_blob() {
     let w = World::new();
     w.pack("1.0.0", 14, MIB);
     w.publish(&[]);
-    release(&[
-        "verify",
-        "--repo",
-        &w.s("repo"),
-        "--channel",
-        "stable",
-        "--pubkey",
-        &w.s("keys/release.pub"),
-    ]);
+    let v = w.verify_repo(&[]);
+    assert_eq!(exit(&v), 0, "{}", stderr(&v));
     let blobs: Vec<_> = fs_err::read_dir(w.path("repo/blobs/sha256"))
         .expect("ls")
         .flatten()
@@ -75,15 +68,7 @@ fn release_verify_catches_a_damaged_blob() {
     let mut bytes = fs_err::read(&big).expect("read");
     bytes[100] ^= 0xff;
     fs_err::write(&big, bytes).expect("write");
-    let out = release_raw(&[
-        "verify",
-        "--repo",
-        &w.s("repo"),
-        "--channel",
-        "stable",
-        "--pubkey",
-        &w.s("keys/release.pub"),
-    ]);
+    let out = w.verify_repo(&[]);
     assert_eq!(
         out.status.code(),
         Some(4),

@@ -138,15 +138,8 @@ fn a_slow_drip_hits_the_deadline_and_releases_the_lock() {
     let mut slow = w.command("ensure", &drip.url(), "cache", &[]);
     slow.env("PEFT_MIN_RATE_BYTES", "1024")
         .env("PEFT_MIN_RATE_SECS", "1");
-    let started = Instant::now();
     let first = spawn(slow);
-    while drip.requests(&archive).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the archive was never asked for"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    drip.await_request(&archive, Duration::from_secs(20));
     // The first instance holds the lock while the archive drips; a second one,
     // against a good server, waits for it.
     let good = Server::start(&w.repo());
@@ -199,15 +192,8 @@ fn a_drip_just_above_the_minimum_rate_hits_the_total_deadline_and_releases_the_l
         .env("PEFT_MIN_RATE_SECS", "1")
         .env("PEFT_DEADLINE_SECS", "3")
         .env("PEFT_DEADLINE_RATE_BYTES", "0");
-    let started = Instant::now();
     let first = spawn(slow);
-    while drip.requests(&archive).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the archive was never asked for"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    drip.await_request(&archive, Duration::from_secs(20));
     let good = Server::start(&w.repo());
     let mut c = w.command("ensure", &good.url(), "cache", &[]);
     c.env("PEFT_LOCK_TIMEOUT", "60");

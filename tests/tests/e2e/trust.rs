@@ -13,7 +13,7 @@ use peft_e2e::selfbuild::closed_port_url;
 use peft_e2e::server::Server;
 use peft_e2e::signing::{key_id, resign};
 use peft_e2e::{
-    MIB, World, assert_error, bin_dir, bootstrap, event, events, exit, release, release_raw, stderr,
+    MIB, World, assert_error, bin_dir, bootstrap, event, events, exit, release, stderr,
 };
 use serde_json::Value;
 
@@ -128,17 +128,7 @@ fn a_key_rotation_is_accepted_end_to_end_then_the_old_key_is_refused() {
     assert_error(&out, 4, "rotated out");
     assert_eq!(current_runs(&w, "cache", 32), "1.1.0");
     // `peft-release verify` with that machine's state judges it the same way.
-    let v = release_raw(&[
-        "verify",
-        "--repo",
-        &w.s("repo"),
-        "--channel",
-        "stable",
-        "--pubkey",
-        &w.s("keys/release.pub"),
-        "--state",
-        &w.s("cache/state.json"),
-    ]);
+    let v = w.verify_repo(&["--state", &w.s("cache/state.json")]);
     assert_eq!(v.status.code(), Some(4), "{}", stderr(&v));
     assert!(stderr(&v).contains("rotated out"), "{}", stderr(&v));
 }
@@ -307,15 +297,7 @@ fn a_legacy_signature_made_by_minisign_l_is_accepted() {
     let out = w.run("ensure", &server.url(), "cache", &[]);
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
     assert_eq!(current_runs(&w, "cache", 38), "1.0.0");
-    let v = release_raw(&[
-        "verify",
-        "--repo",
-        &w.s("repo"),
-        "--channel",
-        "stable",
-        "--pubkey",
-        &w.s("keys/release.pub"),
-    ]);
+    let v = w.verify_repo(&[]);
     assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
 }
 
