@@ -59,7 +59,8 @@ impl FileIndex {
     }
 
     /// Total bytes of all files, saturating: sizes that add up past `u64::MAX` give
-    /// `u64::MAX` (above every limit), never a small wrapped-around total.
+    /// `u64::MAX` (above every limit), never a small wrapped-around total, and
+    /// [`crate::validate_index`] refuses such an index.
     pub fn unpacked_size(&self) -> u64 {
         self.files
             .iter()
