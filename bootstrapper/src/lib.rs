@@ -34,6 +34,14 @@ pub use report::{Event, Reporter, reporter};
 pub use self_update::reexec;
 pub use version::VERSION;
 
+/// The archive checks and the unpack, for the fuzz targets in `manifests/fuzz/`
+/// (docs/SECURITY.md, "Fuzzing"); not an API. The modules stay private: this
+/// re-exports exactly what the `zip_entries` target drives.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::install::{check_entries, extract};
+}
+
 /// The variable that sets the `tracing` filter for stderr (`PEFT_LOG`).
 pub fn log_filter() -> String {
     env::var(env::LOG).unwrap_or_else(|| "warn".into())

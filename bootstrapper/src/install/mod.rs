@@ -20,7 +20,7 @@ mod stream;
 mod transaction;
 
 pub use delta::apply_delta;
-pub use extract::extract;
+pub use extract::{check_entries, extract};
 pub use transaction::Transaction;
 
 use std::path::{Path, PathBuf};
