@@ -15,7 +15,7 @@
 use fs_err::File;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -34,22 +34,27 @@ pub struct Syncer {
     threads: Vec<JoinHandle<io::Result<()>>>,
     /// Files handed over so far (the `unpack-files` crash point counts them).
     added: AtomicU64,
+    /// Set when the syncer is dropped without [`Syncer::finish`]: what is still
+    /// queued is closed without waiting on the disk.
+    abandoned: Arc<AtomicBool>,
 }
 
 impl Syncer {
     pub fn start() -> Syncer {
         let (tx, rx) = sync_channel::<File>(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
+        let abandoned = Arc::new(AtomicBool::new(false));
         let threads = (0..THREADS)
             .map(|_| {
-                let rx = Arc::clone(&rx);
-                std::thread::spawn(move || drain(&rx))
+                let (rx, abandoned) = (Arc::clone(&rx), Arc::clone(&abandoned));
+                std::thread::spawn(move || drain(&rx, &abandoned))
             })
             .collect();
         Syncer {
             tx: Some(tx),
             threads,
             added: AtomicU64::new(0),
+            abandoned,
         }
     }
 
@@ -92,12 +97,27 @@ impl Syncer {
     }
 }
 
-fn drain(rx: &Mutex<Receiver<File>>) -> io::Result<()> {
+/// A failed unpack drops its syncer; its threads end (closing every file of the
+/// refused tree, unsynced) before the drop returns, so no file stays open while the
+/// caller removes the folder (found by the `zip_entries` fuzz target).
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.abandoned.store(true, Ordering::Relaxed);
+        self.tx = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn drain(rx: &Mutex<Receiver<File>>, abandoned: &AtomicBool) -> io::Result<()> {
     loop {
         let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(file) = next else {
             return Ok(());
         };
-        file.sync_all()?;
+        if !abandoned.load(Ordering::Relaxed) {
+            file.sync_all()?;
+        }
     }
 }
