@@ -10,12 +10,20 @@
 //! - `delta::actions` (the planner that calls `check_entry`) runs over indexes
 //!   derived from the header: the target lists the entries' files, the base lists
 //!   the base files they name.
+//!
+//! The same bytes are also read as entries built field by field (`arbitrary`) and
+//! given to `check_entry` the same way: mutating JSON text seldom turns an offset
+//! or a length into one near `u64::MAX`, and sums of those are where a bound can
+//! overflow.
 #![no_main]
 
+use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use peft_manifest::delta::container::{BSDIFF_LIMIT, FRAME_OUT, MAX_REFERENCE};
-use peft_manifest::delta::{DeltaEntry, actions, check_entry, read_header, write_header};
-use peft_manifest::{FileEntry, FileIndex};
+use peft_manifest::delta::container::{BSDIFF_LIMIT, FRAME_OUT, MAX_HEADER, MAX_REFERENCE};
+use peft_manifest::delta::{
+    DeltaEntry, DeltaKind, Frame, actions, check_entry, read_header, write_header,
+};
+use peft_manifest::{FileEntry, FileIndex, Sha256};
 
 /// What an accepted entry promises the decoder.
 fn accepted(e: &DeltaEntry, base: Option<u64>, start: u64) {
@@ -55,24 +63,65 @@ fn sorted(mut files: Vec<FileEntry>) -> Vec<FileEntry> {
     files
 }
 
+/// Asks `check_entry` about `e` against several base sizes (and `extra`).
+fn bounds(e: &DeltaEntry, start: u64, extra: Option<u64>) {
+    for base in [
+        None,
+        Some(0),
+        Some(e.size),
+        Some(BSDIFF_LIMIT),
+        Some(u64::MAX),
+        extra,
+    ] {
+        if check_entry(e, base).is_ok() {
+            accepted(e, base, start);
+        }
+    }
+}
+
+/// Raw fields of an entry: kind, offset, len, size, frames (len, out, start, len).
+type RawEntry = (u8, u64, u64, u64, Vec<(u64, u64, u64, u64)>);
+
+/// The bytes as entries built field by field, each with a base size.
+fn structured(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(raw) = Vec::<(RawEntry, u64)>::arbitrary(&mut u) else {
+        return;
+    };
+    for ((kind, offset, len, size, frames), base) in raw {
+        let e = DeltaEntry {
+            path: "p".into(),
+            kind: [DeltaKind::Whole, DeltaKind::ZstdPatch, DeltaKind::Bsdiff]
+                [usize::from(kind % 3)],
+            base: Some("p".into()),
+            offset,
+            len,
+            size,
+            sha256: Sha256::of(b""),
+            frames: frames
+                .into_iter()
+                .map(|(len, out, reference_start, reference_len)| Frame {
+                    len,
+                    out,
+                    reference_start,
+                    reference_len,
+                })
+                .collect(),
+        };
+        // The furthest a payload can start: after the largest header.
+        bounds(&e, 16 + MAX_HEADER, Some(base));
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
+    structured(data);
     let Ok((header, start)) = read_header(&mut &data[..]) else {
         return;
     };
     assert!(start <= data.len() as u64);
 
     for e in &header.entries {
-        for base in [
-            None,
-            Some(0),
-            Some(e.size),
-            Some(BSDIFF_LIMIT),
-            Some(u64::MAX),
-        ] {
-            if check_entry(e, base).is_ok() {
-                accepted(e, base, start);
-            }
-        }
+        bounds(e, start, None);
     }
 
     let target = FileIndex {

@@ -3,19 +3,25 @@
 //!
 //! For any input, nothing panics and:
 //! - every path `check_entry_path` accepts (the input as text, each of its lines,
-//!   and every path of an index that parses) has only normal components, so joined
-//!   to a folder it stays inside it;
+//!   and every path of an index) has only normal components, so joined to a folder
+//!   it stays inside it;
 //! - `FileIndex::from_json` then `validate_index` against an `IndexRef` derived from
 //!   the input (its digest, its size, the count and the wrapping sum of the files'
 //!   sizes) and an entry taken from it return normally;
 //! - an index with no problem has sorted, unique, safe paths and its entry, answers
 //!   `get` for each of its files, and round-trips through `to_json`.
+//!
+//! The same bytes are also read as a list of files built field by field
+//! (`arbitrary`), sorted by path, and checked the same way: mutating JSON text
+//! seldom turns a size into one near `u64::MAX`, and sums of sizes are where an
+//! index can overflow.
 #![no_main]
 
 use std::path::{Component, Path};
 
+use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use peft_manifest::{FileIndex, IndexRef, Sha256, check_entry_path, validate_index};
+use peft_manifest::{FileEntry, FileIndex, IndexRef, Sha256, check_entry_path, validate_index};
 
 /// An accepted path never leaves the folder it is joined to.
 fn path_rule(p: &str) {
@@ -30,13 +36,8 @@ fn path_rule(p: &str) {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    path_rule(&text);
-    text.lines().for_each(path_rule);
-    let Ok(index) = FileIndex::from_json(data) else {
-        return;
-    };
+/// Validates `index` against what a manifest derived from it would promise.
+fn check(index: &FileIndex, data: &[u8]) {
     for f in &index.files {
         path_rule(&f.path);
     }
@@ -55,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
         .find(|f| f.is_executable())
         .or(index.files.first())
         .map_or("", |f| f.path.as_str());
-    let problems = validate_index(&index, &expect, entry);
+    let problems = validate_index(index, &expect, entry);
     let carriers = index.carriers();
     assert!(carriers.len() <= index.files.len());
     if problems.is_empty() {
@@ -66,6 +67,39 @@ fuzz_target!(|data: &[u8]| {
         }
         assert!(index.get(entry).is_some());
         let back = FileIndex::from_json(&index.to_json()).expect("a valid index parses back");
-        assert_eq!(back, index);
+        assert_eq!(&back, index);
+    }
+}
+
+/// The bytes as files built field by field: (path, size, mode, content tag).
+fn structured(data: &[u8]) -> Option<FileIndex> {
+    let raw = Vec::<(String, u64, u32, u8)>::arbitrary(&mut Unstructured::new(data)).ok()?;
+    let mut files: Vec<FileEntry> = raw
+        .into_iter()
+        .map(|(path, size, mode, tag)| FileEntry {
+            path,
+            size,
+            mode,
+            sha256: Sha256::of(&[tag]),
+        })
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Some(FileIndex {
+        schema: 1,
+        version: semver::Version::new(1, 0, 0),
+        variant: "fuzz".into(),
+        files,
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    path_rule(&text);
+    text.lines().for_each(path_rule);
+    if let Ok(index) = FileIndex::from_json(data) {
+        check(&index, data);
+    }
+    if let Some(index) = structured(data) {
+        check(&index, data);
     }
 });
