@@ -15,7 +15,9 @@
 //! - `bsdiff`: a BSDIFF40 patch of at most twice [`BSDIFF_LIMIT`] bytes, only between
 //!   files of at most [`BSDIFF_LIMIT`] bytes.
 //!
-//! [`check_entry`] refuses an entry outside those bounds before a byte is decoded.
+//! [`check_entry`] refuses an entry outside those bounds before a byte is decoded,
+//! and one whose payload would end past the largest blob ([`MAX_BLOB`]), so that
+//! the decoder's offsets (header end + offset + frame lengths) never overflow.
 
 use std::io::{Read, Write};
 
@@ -23,6 +25,7 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 
 use crate::Sha256;
+use crate::limits::MAX_BLOB;
 
 /// The container's magic bytes.
 pub const MAGIC: &[u8; 8] = b"PEFTDLT2";
@@ -173,6 +176,12 @@ pub fn check_entry(e: &DeltaEntry, base_size: Option<u64>) -> Result<(), Contain
         path: e.path.clone(),
         why,
     };
+    if e.offset > MAX_BLOB || e.len > MAX_BLOB {
+        return Err(bad(format!(
+            "a payload of {} bytes at offset {}, past the largest blob ({MAX_BLOB} bytes)",
+            e.len, e.offset
+        )));
+    }
     match (e.kind, base_size) {
         (DeltaKind::Whole, _) if !e.frames.is_empty() => {
             Err(bad("a whole file has no frames".into()))
@@ -322,6 +331,53 @@ mod tests {
             read_header(&mut &huge[..]),
             Err(ContainerError::HugeHeader(_))
         ));
+    }
+
+    /// Found by the `delta_header` fuzz target: an entry whose offset and length
+    /// add up past `u64::MAX` was accepted, and the decoder's `start + offset`
+    /// overflowed. A payload must lie within the largest blob.
+    #[test]
+    fn a_payload_ending_past_u64_max_is_refused() {
+        let mut e = DeltaEntry {
+            path: "p".into(),
+            kind: DeltaKind::Whole,
+            base: None,
+            offset: 18_433_459_412_174_918_726,
+            len: 2_484_579_619_441_410_047,
+            size: 1,
+            sha256: Sha256::of(b""),
+            frames: vec![],
+        };
+        assert!(matches!(
+            check_entry(&e, None),
+            Err(ContainerError::OutOfBounds { .. })
+        ));
+        // Frames whose lengths only add up by saturating at u64::MAX.
+        e.kind = DeltaKind::ZstdPatch;
+        e.offset = 0;
+        e.len = u64::MAX;
+        e.frames = vec![
+            Frame {
+                len: u64::MAX,
+                out: 1,
+                reference_start: 0,
+                reference_len: 1,
+            },
+            Frame {
+                len: 1,
+                out: 0,
+                reference_start: 0,
+                reference_len: 1,
+            },
+        ];
+        e.size = 1;
+        assert!(check_entry(&e, Some(1)).is_err());
+        // At the bound, still accepted.
+        e.kind = DeltaKind::Whole;
+        e.frames = vec![];
+        e.offset = MAX_BLOB;
+        e.len = MAX_BLOB;
+        assert!(check_entry(&e, None).is_ok());
     }
 
     #[test]
