@@ -58,9 +58,12 @@ impl FileIndex {
         v
     }
 
-    /// Total bytes of all files.
+    /// Total bytes of all files, saturating at `u64::MAX` (an index whose sizes add
+    /// up past it is refused by [`crate::validate_index`]; found by fuzzing).
     pub fn unpacked_size(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
+        self.files
+            .iter()
+            .fold(0u64, |total, f| total.saturating_add(f.size))
     }
 
     /// The files whose bytes the archive carries: the first path (in index order) of

@@ -210,15 +210,20 @@ pub fn validate_index(index: &FileIndex, expect: &IndexRef, entry: &str) -> Vec<
             ),
         );
     }
-    let total = index.unpacked_size();
-    if total != expect.unpacked_size {
-        p.add(
+    let total = index
+        .files
+        .iter()
+        .try_fold(0u64, |total, f| total.checked_add(f.size));
+    match total {
+        None => p.add("files", "sizes add up past 2^64 bytes"),
+        Some(total) if total != expect.unpacked_size => p.add(
             "files",
             format!(
                 "add up to {total} bytes, the manifest says {}",
                 expect.unpacked_size
             ),
-        );
+        ),
+        Some(_) => {}
     }
     for (i, f) in index.files.iter().enumerate() {
         if let Err(e) = check_entry_path(&f.path) {

@@ -159,6 +159,21 @@ fn index_checks() {
     }
 }
 
+/// Found by the `index` fuzz target: adding up the sizes of an index whose files
+/// total more than `u64::MAX` bytes overflowed (a panic with overflow checks).
+/// It is a problem, also when the manifest names the saturated sum.
+#[test]
+fn an_index_whose_sizes_overflow_u64_is_refused() {
+    let mut huge = entry("e/run", 0o755);
+    huge.size = u64::MAX;
+    let (idx, mut r) = index(vec![huge, entry("e/z.py", 0o644)]);
+    assert_eq!(idx.unpacked_size(), u64::MAX, "saturates");
+    r.unpacked_size = u64::MAX;
+    let problems = validate_index(&idx, &r, "e/run");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].message.contains("past 2^64"), "{problems:?}");
+}
+
 proptest! {
     #[test]
     fn arbitrary_sound_manifests_round_trip_and_validate(m in arb_manifest()) {
