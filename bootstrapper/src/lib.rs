@@ -34,12 +34,15 @@ pub use report::{Event, Reporter, reporter};
 pub use self_update::reexec;
 pub use version::VERSION;
 
-/// The archive checks and the unpack, for the fuzz targets in `manifests/fuzz/`
+/// The archive checks and the unpacks, for the fuzz targets in `manifests/fuzz/`
 /// (docs/SECURITY.md, "Fuzzing"); not an API. The modules stay private: this
-/// re-exports exactly what the `zip_entries` target drives.
+/// re-exports exactly what the targets drive: `zip_entries` the checks and the
+/// unpack of a downloaded archive, `zip_stream` the unpack that follows a download
+/// (a `Stream` told how far the file is written through `Watch`).
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::install::{check_entries, extract};
+    pub use crate::install::{Follow, Stream, check_entries, extract};
+    pub use crate::source::Watch;
 }
 
 /// The variable that sets the `tracing` filter for stderr (`PEFT_LOG`).

@@ -34,7 +34,7 @@ use crate::cache::{Cache, CacheLock, InstallRecord};
 use crate::error::{Error, Result};
 use crate::report::{Phase, Reporter};
 use crate::source::{Fetcher, Root};
-use stream::{Follow, Stream, Streamed};
+pub use stream::{Follow, Stream, Streamed};
 
 /// Free space kept beyond the worst case, for logs and the OS.
 pub const SPARE: u64 = 64 << 20;
