@@ -27,6 +27,7 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
+use peft_manifest::limits::MAX_BLOB;
 use peft_manifest::{FileEntry, FileIndex, check_entry_path};
 
 use super::durable::Syncer;
@@ -337,6 +338,13 @@ fn parse(
             m => return Err(format!("{name:?} is stored with method {m}")),
         };
         let data = pos + 30 + name_len + extra_len;
+        // Every entry ends within the largest archive, so no position overflows.
+        let end = data
+            .checked_add(compressed)
+            .filter(|&end| end <= MAX_BLOB)
+            .ok_or_else(|| {
+                format!("{name:?} claims {compressed} bytes, past the largest archive")
+            })?;
         let job = Job {
             name,
             want: want.clone(),
@@ -346,7 +354,7 @@ fn parse(
         };
         tx.send(job)
             .map_err(|_| "the workers stopped".to_string())?;
-        pos = data + compressed;
+        pos = end;
     }
     Err("a worker failed".into())
 }

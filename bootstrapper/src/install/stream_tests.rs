@@ -134,3 +134,51 @@ fn an_entry_outside_the_index_is_refused_before_it_is_written() {
     assert!(why.contains("\"evil\" is not a carrier"), "{why}");
     assert!(!dest.join("evil").exists());
 }
+
+/// Found while writing the `zip_stream` fuzz target (the target reproduces it
+/// with the seed `zip64-overflow.zip`): a local header whose zip64 extra field
+/// gives a compressed size near `u64::MAX` made the reader's next position
+/// overflow (a panic with overflow checks, a wrap without). An entry must end
+/// within the largest archive; the stream gives up cleanly.
+#[test]
+fn a_zip64_compressed_size_near_u64_max_ends_the_stream_without_overflow() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let (name, size) = (b"a", 5u64);
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&LOCAL_HEADER.to_le_bytes());
+    for half in [45u16, 0, 8, 0, 0] {
+        bytes.extend_from_slice(&half.to_le_bytes()); // version, flags, deflate, time, date
+    }
+    for word in [0u32, u32::MAX, u32::MAX] {
+        bytes.extend_from_slice(&word.to_le_bytes()); // crc, sizes in the zip64 field
+    }
+    bytes.extend_from_slice(&1u16.to_le_bytes());
+    bytes.extend_from_slice(&20u16.to_le_bytes());
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(&1u16.to_le_bytes()); // zip64 extra: id 1, 16 bytes
+    bytes.extend_from_slice(&16u16.to_le_bytes());
+    bytes.extend_from_slice(&size.to_le_bytes());
+    bytes.extend_from_slice(&(u64::MAX - 15).to_le_bytes());
+    bytes.extend_from_slice(&[3, 0]);
+    let index = FileIndex {
+        schema: 1,
+        version: "1.0.0".parse().expect("v"),
+        variant: "t".into(),
+        files: vec![FileEntry {
+            path: "a".into(),
+            size,
+            mode: 0o644,
+            sha256: peft_manifest::Sha256::of(b"hello"),
+        }],
+    };
+    let (partial, dest) = (t.path().join("p.partial"), t.path().join("dest"));
+    fs_err::create_dir_all(&dest).expect("mkdir");
+    fs_err::write(&partial, &bytes).expect("write");
+    let follow = Arc::new(Follow::default());
+    follow.attempt(bytes.len() as u64);
+    follow.end();
+    let stream = Stream::start(partial, index, dest.clone(), follow);
+    let why = stream.join().expect_err("refused");
+    assert!(why.contains("past the largest archive"), "{why}");
+    assert!(!dest.join("a").exists());
+}
