@@ -34,17 +34,18 @@ pub use report::{Event, Reporter, reporter};
 pub use self_update::reexec;
 pub use version::VERSION;
 
+/// The archive checks and the unpacks, for the fuzz targets in `manifests/fuzz/`
+/// (docs/SECURITY.md, "Fuzzing"); not an API. The modules stay private: this
+/// re-exports exactly what the targets drive: `zip_entries` the checks and the
+/// unpack of a downloaded archive, `zip_stream` the unpack that follows a download
+/// (a `Stream` told how far the file is written through `Watch`).
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::install::{Follow, Stream, check_entries, extract};
+    pub use crate::source::Watch;
+}
+
 /// The variable that sets the `tracing` filter for stderr (`PEFT_LOG`).
 pub fn log_filter() -> String {
     env::var(env::LOG).unwrap_or_else(|| "warn".into())
-}
-
-/// For the fuzz targets (`manifests/fuzz`) only, not an API: the checks every zip
-/// entry of a bundle passes before anything is written (names, kinds, duplicates,
-/// case collisions, sizes against the index), on an archive held in memory.
-#[doc(hidden)]
-pub fn fuzz_check_zip_entries(archive: &[u8], index: &peft_manifest::FileIndex) -> Result<()> {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive))
-        .map_err(|e| Error::integrity(format!("the bundle archive is not a zip: {e}")))?;
-    install::check_entries(&mut zip, index)
 }

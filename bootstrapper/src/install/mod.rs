@@ -22,8 +22,7 @@ mod stream;
 mod transaction;
 
 pub use delta::apply_delta;
-pub(crate) use extract::check_entries;
-pub use extract::extract;
+pub use extract::{check_entries, extract};
 pub use transaction::Transaction;
 
 use std::path::{Path, PathBuf};
@@ -37,7 +36,7 @@ use crate::cache::{Cache, CacheLock, InstallRecord};
 use crate::error::{Error, Result};
 use crate::report::{Phase, Reporter};
 use crate::source::{Fetcher, Root};
-use stream::{Follow, Stream, Streamed};
+pub use stream::{Follow, Stream, Streamed};
 
 /// Free space kept beyond the worst case, for logs and the OS.
 pub const SPARE: u64 = 64 << 20;

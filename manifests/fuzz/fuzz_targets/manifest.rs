@@ -1,42 +1,103 @@
-//! Fuzz target: a manifest's bytes as the bootstrapper parses them after the
-//! signature passed: parse, `validate`, `judge` against a remembered channel, and the
-//! memory an acceptance would leave. Whatever parses must write and parse back equal,
-//! and nothing may panic.
+//! Fuzz target `manifest`: untrusted bytes as a signed channel manifest.
+//!
+//! For any input, nothing panics and:
+//! - `Manifest::from_json` then `validate` (what runs on every manifest whose
+//!   signature verified) return normally;
+//! - the input as a body and a signature text (split at the first NUL) is refused by
+//!   `accept::open` as untrusted, with a key made once per process and with the
+//!   built-in keys: a garbled or forged signature is an error, never a panic;
+//! - an input that parses is signed with that key, so `open` and `judge` run over
+//!   it; `open` agrees with the parse, `judge` reports `Malformed` exactly when
+//!   `validate` finds a problem, and `accept` refuses exactly when `judge` does;
+//! - round trip: a manifest that parses and validates serializes (`to_json`) and
+//!   parses back equal.
+//!
+//! Signing costs about 100 µs, so only inputs that parse are signed.
 #![no_main]
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
-use peft_manifest::accept::judge;
-use peft_manifest::{ChannelMemory, KeyId, Manifest, Policy, TrustedKeys, validate};
-use time::OffsetDateTime;
+use peft_manifest::accept::{Policy, Refusal, accept, judge, open};
+use peft_manifest::{Manifest, SCHEMA, TrustedKeys, validate};
+
+/// A test key pair, made once per process; trusted by nothing outside this target.
+struct TestKey {
+    sk: minisign::SecretKey,
+    keys: TrustedKeys,
+}
+
+fn key() -> &'static TestKey {
+    static KEY: OnceLock<TestKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let kp = minisign::KeyPair::generate_unencrypted_keypair().expect("a key pair");
+        let text = kp.pk.to_box().expect("a public key box").to_string();
+        let keys = TrustedKeys::from_text(&text).expect("the test key is a minisign key");
+        TestKey { sk: kp.sk, keys }
+    })
+}
+
+fn sign(body: &[u8]) -> String {
+    minisign::sign(None, &key().sk, body, Some("fuzz"), None)
+        .expect("signing")
+        .to_string()
+}
+
+fn policy(keys: &TrustedKeys) -> Policy<'_> {
+    Policy {
+        channel: "stable",
+        keys,
+        offline: false,
+        highest_serial: 1,
+        now: time::macros::datetime!(2026-06-01 00:00 UTC),
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(m) = Manifest::from_json(data) else {
+    // A body and a signature that no key here made: always untrusted.
+    if let Some(nul) = data.iter().position(|&b| b == 0) {
+        let (body, sig) = (&data[..nul], String::from_utf8_lossy(&data[nul + 1..]));
+        for keys in [&key().keys, &TrustedKeys::builtin()] {
+            let got = open(body, &sig, keys);
+            assert!(matches!(got, Err(Refusal::Untrusted(_))), "{got:?}");
+        }
+        let _ = TrustedKeys::from_text(&sig);
+    }
+
+    let parsed = Manifest::from_json(data);
+    let Ok(m) = parsed else {
         return;
     };
     let problems = validate(&m);
-    for p in &problems {
-        let _ = p.to_string();
+
+    let sig = sign(data);
+    let keys = &key().keys;
+    match open(data, &sig, keys) {
+        Ok((opened, _)) => {
+            assert!(m.schema <= SCHEMA);
+            assert_eq!(opened, m);
+        }
+        Err(Refusal::NewerSchema { got }) => assert!(got > SCHEMA && got == m.schema),
+        Err(other) => panic!("a signed manifest that parses was refused: {other}"),
     }
-    let back = Manifest::from_json(&m.to_json()).expect("the manifest's own JSON parses");
-    assert_eq!(back, m, "a manifest does not survive writing and reading");
-    let keys = TrustedKeys::builtin();
-    let memory = ChannelMemory {
-        serial: 5,
-        published_at: Some(OffsetDateTime::UNIX_EPOCH),
-        signed_by: Some(KeyId(1)),
-        ..ChannelMemory::default()
-    };
-    let policy = Policy {
-        channel: "stable",
-        keys: &keys,
-        offline: false,
-        memory: &memory,
-        now: m.published_at,
-    };
-    for r in judge(&m, KeyId(2), &policy) {
-        let _ = r.to_string();
+    let p = policy(keys);
+    let refusals = judge(&m, &p);
+    assert_eq!(
+        refusals.iter().any(|r| matches!(r, Refusal::Malformed(_))),
+        !problems.is_empty(),
+        "{refusals:?} {problems:?}"
+    );
+    if m.schema <= SCHEMA {
+        let accepted = accept(data, &sig, &p);
+        match refusals.first() {
+            None => assert!(accepted.is_ok(), "{accepted:?}"),
+            Some(first) => assert_eq!(accepted.err().as_ref(), Some(first)),
+        }
     }
-    let after = memory.after(&m, KeyId(2));
-    let _ = after.floor(&m, KeyId(3));
-    let _ = after.trusted(&keys);
+
+    if problems.is_empty() {
+        let json = m.to_json();
+        let back = Manifest::from_json(&json).expect("a valid manifest parses back");
+        assert_eq!(back, m, "{}", String::from_utf8_lossy(&json));
+    }
 });

@@ -1,0 +1,147 @@
+//! Fuzz target `zip_stream`: untrusted bytes as an archive that is still being
+//! downloaded, through the bootstrapper's unpack that follows the download
+//! (`install/stream.rs`, via `peft_bootstrap::fuzzing`). Its reader parses the zip's
+//! local headers itself, before the archive's signed hash can be checked, so it is
+//! the code that sees the most untrusted bytes.
+//!
+//! The signed index is built from the input's own local headers (read with the
+//! `zip` crate's streaming reader): every entry whose name is UTF-8, with the size
+//! its header declares and the SHA-256 of what it inflates to (or of its name when
+//! it does not inflate within its size). The whole input is then written to a
+//! `.partial` file, the download is told it is complete, and a `Stream` unpacks it
+//! into an empty folder. For any input, nothing panics, the stream ends, and:
+//! - the temporary folder holds only the `.partial` file and that folder, which holds
+//!   only folders and regular files named in the index (no link, nothing outside);
+//! - a stream that succeeds wrote only carriers of the index, each with its size.
+//!
+//! As in `zip_entries`, the temporary folders go under `/dev/shm` when it exists,
+//! and LeakSanitizer ignores glibc's thread-local destructor nodes.
+#![no_main]
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use libfuzzer_sys::fuzz_target;
+use peft_bootstrap::fuzzing::{Follow, Stream, Watch};
+use peft_manifest::{FileEntry, FileIndex, Sha256};
+
+/// The most entries and bytes the harness reads to build the index.
+const MAX_ENTRIES: usize = 256;
+const MAX_READ: u64 = 16 << 20;
+
+/// See the module documentation and `zip_entries`.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub extern "C" fn __lsan_default_suppressions() -> *const std::ffi::c_char {
+    c"leak:__cxa_thread_atexit_impl\n".as_ptr()
+}
+
+/// An index that lists the entries of the input's local headers.
+fn index_of(mut data: &[u8]) -> FileIndex {
+    let mut files = Vec::new();
+    let mut budget = MAX_READ;
+    while files.len() < MAX_ENTRIES {
+        let Ok(Some(e)) = zip::read::read_zipfile_from_stream(&mut data) else {
+            break;
+        };
+        let Ok(name) = std::str::from_utf8(e.name_raw()).map(str::to_string) else {
+            continue;
+        };
+        let size = e.size();
+        let sha = if size <= budget {
+            budget -= size;
+            Sha256::of_reader(e.take(size.saturating_add(1)))
+                .ok()
+                .filter(|(_, n)| *n == size)
+                .map(|(sha, _)| sha)
+        } else {
+            None
+        };
+        files.push(FileEntry {
+            sha256: sha.unwrap_or_else(|| Sha256::of(name.as_bytes())),
+            path: name,
+            size,
+            mode: 0o644,
+        });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.dedup_by(|a, b| a.path == b.path);
+    FileIndex {
+        schema: 1,
+        version: semver::Version::new(1, 0, 0),
+        variant: "fuzz".into(),
+        files,
+    }
+}
+
+/// Every path under `dir`, relative, with whether it is a folder; panics on a link.
+fn tree(dir: &Path, prefix: &str, out: &mut Vec<(String, bool)>) {
+    for e in std::fs::read_dir(dir).expect("read_dir") {
+        let e = e.expect("entry");
+        let name = e.file_name().into_string().expect("UTF-8 names only");
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let kind = e.file_type().expect("file type");
+        assert!(!kind.is_symlink(), "{rel:?} is a link");
+        assert!(kind.is_dir() || kind.is_file(), "{rel:?} is neither");
+        out.push((rel.clone(), kind.is_dir()));
+        if kind.is_dir() {
+            tree(&e.path(), &rel, out);
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let index = index_of(data);
+    let shm = Path::new("/dev/shm");
+    let tmp = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .expect("a temporary folder");
+    let partial = tmp.path().join("archive.partial");
+    let dest = tmp.path().join("dest");
+    std::fs::write(&partial, data).expect("writing the partial file");
+    std::fs::create_dir(&dest).expect("creating dest");
+
+    let follow = Arc::new(Follow::default());
+    follow.attempt(data.len() as u64);
+    follow.end();
+    let stream = Stream::start(partial, index.clone(), dest.clone(), follow);
+    let result = stream.join();
+
+    let mut top = Vec::new();
+    tree(tmp.path(), "", &mut top);
+    let mut top: Vec<&str> = top
+        .iter()
+        .filter(|(p, _)| !p.contains('/'))
+        .map(|(p, _)| p.as_str())
+        .collect();
+    top.sort_unstable();
+    assert_eq!(top, ["archive.partial", "dest"], "written outside dest");
+    let listed: HashSet<&str> = index.files.iter().map(|f| f.path.as_str()).collect();
+    let mut found = Vec::new();
+    tree(&dest, "", &mut found);
+    for (p, is_dir) in &found {
+        if *is_dir {
+            let inside = format!("{p}/");
+            assert!(listed.iter().any(|f| f.starts_with(&inside)), "{p:?}");
+        } else {
+            assert!(listed.contains(p.as_str()), "{p:?} is not in the index");
+        }
+    }
+    if let Ok(streamed) = result {
+        let carriers: HashSet<&str> = index.carriers().iter().map(|f| f.path.as_str()).collect();
+        for name in &streamed.written {
+            assert!(carriers.contains(name.as_str()), "{name:?}");
+            let md = std::fs::symlink_metadata(dest.join(name)).expect("written");
+            assert_eq!(Some(md.len()), index.get(name).map(|f| f.size), "{name:?}");
+        }
+    }
+});
