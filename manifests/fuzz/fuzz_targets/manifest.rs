@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use peft_manifest::accept::{Policy, Refusal, accept, judge, open};
-use peft_manifest::{Manifest, SCHEMA, TrustedKeys, validate};
+use peft_manifest::{ChannelMemory, Manifest, SCHEMA, TrustedKeys, validate};
 
 /// A test key pair, made once per process; trusted by nothing outside this target.
 struct TestKey {
@@ -43,12 +43,21 @@ fn sign(body: &[u8]) -> String {
         .to_string()
 }
 
+/// What a machine remembers of the channel: a serial of 1 accepted before.
+fn memory() -> &'static ChannelMemory {
+    static MEMORY: OnceLock<ChannelMemory> = OnceLock::new();
+    MEMORY.get_or_init(|| ChannelMemory {
+        serial: 1,
+        ..ChannelMemory::default()
+    })
+}
+
 fn policy(keys: &TrustedKeys) -> Policy<'_> {
     Policy {
         channel: "stable",
         keys,
         offline: false,
-        highest_serial: 1,
+        memory: memory(),
         now: time::macros::datetime!(2026-06-01 00:00 UTC),
     }
 }
@@ -72,22 +81,29 @@ fuzz_target!(|data: &[u8]| {
 
     let sig = sign(data);
     let keys = &key().keys;
-    match open(data, &sig, keys) {
-        Ok((opened, _)) => {
+    let signer = match open(data, &sig, keys) {
+        Ok((opened, verified)) => {
             assert!(m.schema <= SCHEMA);
             assert_eq!(opened, m);
+            Some(verified.id)
         }
-        Err(Refusal::NewerSchema { got }) => assert!(got > SCHEMA && got == m.schema),
+        Err(Refusal::NewerSchema { got }) => {
+            assert!(got > SCHEMA && got == m.schema);
+            None
+        }
         Err(other) => panic!("a signed manifest that parses was refused: {other}"),
-    }
+    };
+    let Some(signer) = signer else {
+        return;
+    };
     let p = policy(keys);
-    let refusals = judge(&m, &p);
+    let refusals = judge(&m, signer, &p);
     assert_eq!(
         refusals.iter().any(|r| matches!(r, Refusal::Malformed(_))),
         !problems.is_empty(),
         "{refusals:?} {problems:?}"
     );
-    if m.schema <= SCHEMA {
+    {
         let accepted = accept(data, &sig, &p);
         match refusals.first() {
             None => assert!(accepted.is_ok(), "{accepted:?}"),
