@@ -105,7 +105,9 @@ pub fn assert_installed_equals(dir: &Path, input: &Path) {
     assert_eq!(
         got,
         tree(input),
-        "installed tree differs from the packed folder"
+        "the installed tree {} differs from the packed folder {}",
+        dir.display(),
+        input.display()
     );
 }
 

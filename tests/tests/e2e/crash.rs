@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use peft_e2e::server::Server;
 use peft_e2e::wire::Event;
-use peft_e2e::{MIB, World, copy_tree, exit, noise, stderr, tree, typed_events};
+use peft_e2e::{MIB, World, assert_installed_equals, copy_tree, exit, noise, stderr, typed_events};
 
 /// The steps of a fresh install, in the order they are reached. `before-rename:n`
 /// is the n-th atomic file written: the accepted serial (`state.json`), the
@@ -118,13 +118,7 @@ fn assert_ensures(w: &World, url: &str, cache: &str, version: &str, context: &st
         })
         .expect("a ready event");
     assert_eq!(got_version, version, "{context}");
-    let mut got = tree(Path::new(&dir));
-    got.remove(".peft-install.json");
-    assert_eq!(
-        got,
-        tree(&w.path(&format!("input-{version}"))),
-        "{context}: the installed tree"
-    );
+    assert_installed_equals(Path::new(&dir), &w.path(&format!("input-{version}")));
     let v = w.cached(&["verify"], cache);
     assert_eq!(exit(&v), 0, "{context}: verify: {}", stderr(&v));
     out

@@ -8,7 +8,9 @@ use std::process::Output;
 
 use peft_e2e::selfbuild::{closed_port_url, flip_byte};
 use peft_e2e::server::{Logged, Server};
-use peft_e2e::{MIB, World, copy_tree, event, events, exit, ready_dir, stderr, tree};
+use peft_e2e::{
+    MIB, World, assert_installed_equals, copy_tree, event, events, exit, ready_dir, stderr, tree,
+};
 use serde_json::Value;
 
 const INIT: &str = "peft_engine/_internal/pkg/__init__.py";
@@ -65,19 +67,6 @@ fn corrupt(path: &Path) {
     }
     fs_err::remove_file(path).expect("unlink");
     fs_err::write(path, bytes).expect("write");
-}
-
-/// Whether the install (minus its record) equals the packed folder.
-fn assert_same(dir: &Path, input: &Path) {
-    let mut got = tree(dir);
-    got.remove(".peft-install.json");
-    assert_eq!(
-        got,
-        tree(input),
-        "{} differs from {}",
-        dir.display(),
-        input.display()
-    );
 }
 
 /// The blob requests the server saw after the first `skip` requests.
@@ -140,7 +129,7 @@ fn a_corrupted_file_fails_verify_and_repair_fetches_only_its_byte_ranges() {
         "{served} bytes served for a {archive}-byte archive"
     );
     assert_eq!(v["fetched"].as_u64(), Some(served), "{v}");
-    assert_same(&dir, &input);
+    assert_installed_equals(&dir, &input);
     let out = w.cached(&["verify"], "cache");
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
     assert_eq!(
@@ -178,7 +167,7 @@ fn deleted_files_are_restored_with_their_mode_and_repeated_content_comes_from_th
         serde_json::json!(["peft_engine/_internal/stray.txt"])
     );
     fs_err::remove_file(dir.join("peft_engine/_internal/stray.txt")).expect("rm");
-    assert_same(&dir, &input);
+    assert_installed_equals(&dir, &input);
     let run = std::process::Command::new(dir.join(ENTRY))
         .arg("x")
         .output()
@@ -212,7 +201,7 @@ fn repair_from_an_offline_folder_with_the_server_gone() {
         ]
     );
     assert_eq!(v["fetched"], 0);
-    assert_same(&dir, &input);
+    assert_installed_equals(&dir, &input);
 }
 
 #[test]
@@ -239,7 +228,7 @@ fn repair_from_another_installed_version_that_shares_the_file_touches_no_network
     assert_eq!(repaired(&v), vec![(BIG.to_string(), "cache".to_string())]);
     assert_eq!(v["fetched"], 0);
     assert!(event(&events(&out), "selected").is_none());
-    assert_same(&dir, &input);
+    assert_installed_equals(&dir, &input);
 }
 
 #[test]
@@ -271,7 +260,7 @@ fn a_server_that_ignores_range_gets_the_whole_archive_and_the_repair_still_works
         "the whole archive was downloaded: {:?}",
         server.log()
     );
-    assert_same(&dir, &input);
+    assert_installed_equals(&dir, &input);
     assert_eq!(
         fs_err::read_dir(w.path("cache/downloads"))
             .expect("ls")

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use peft_e2e::server::Server;
 use peft_e2e::{
-    MIB, World, copy_tree, event, events, exit, noise, ready_dir, sample_bundle, stderr, tree,
+    MIB, World, assert_installed_equals, copy_tree, event, events, exit, noise, ready_dir,
+    sample_bundle, stderr,
 };
 
 /// 1.0.1 from 1.0.0: one small file changed, one added, 64 KiB rewritten in the middle of the big library.
@@ -30,18 +31,6 @@ fn next_version(w: &World, from: &str, to: &str, seed: u64) -> std::path::PathBu
     fs_err::write(&lib, bytes).expect("write");
     w.pack_dir(to, &dst, &[]);
     dst
-}
-
-fn assert_tree(dir: &Path, input: &Path) {
-    let mut got = tree(dir);
-    got.remove(".peft-install.json");
-    assert_eq!(
-        got,
-        tree(input),
-        "{} differs from {}",
-        dir.display(),
-        input.display()
-    );
 }
 
 fn archive_size(w: &World, version: &str) -> u64 {
@@ -110,7 +99,7 @@ fn a_delta_update_moves_under_5_percent_and_gives_exactly_the_new_version() {
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
     let evs = events(&out);
     assert_eq!(event(&evs, "ready").expect("ready")["version"], "1.0.1");
-    assert_tree(&ready_dir(&evs), &input);
+    assert_installed_equals(&ready_dir(&evs), &input);
     let v = w.cached(&["verify"], "cache");
     assert!(v.status.success(), "{}", stderr(&v));
 }
@@ -156,7 +145,7 @@ fn a_corrupted_delta_falls_back_to_the_full_archive() {
         "the full archive was downloaded"
     );
     let out = w.run("ensure", &server.url(), "cache", &[]);
-    assert_tree(&ready_dir(&events(&out)), &input);
+    assert_installed_equals(&ready_dir(&events(&out)), &input);
 }
 
 #[test]
@@ -287,7 +276,7 @@ fn an_old_ui_keeps_an_engine_that_a_new_ui_leaves_behind() {
         ready["version"], "1.0.0",
         "UI 1.x gets its engine back without the network"
     );
-    assert_tree(Path::new(ready["dir"].as_str().expect("dir")), &input);
+    assert_installed_equals(Path::new(ready["dir"].as_str().expect("dir")), &input);
 }
 
 #[test]
@@ -396,5 +385,5 @@ fn a_recompiled_library_travels_as_a_bsdiff_patch_and_applies_exactly() {
         "1.0.0"
     );
     let out = w.run("ensure", &server.url(), "cache", &[]);
-    assert_tree(&ready_dir(&events(&out)), &next);
+    assert_installed_equals(&ready_dir(&events(&out)), &next);
 }
