@@ -272,7 +272,12 @@ impl World {
 
     /// Publishes the stable channel with the world's key.
     pub fn publish(&self, extra: &[&str]) {
-        let (repo, key) = (self.s("repo"), self.s("keys/release.key"));
+        self.publish_with("keys/release.key", extra);
+    }
+
+    /// Publishes the stable channel signed with `key` (relative to the world).
+    pub fn publish_with(&self, key: &str, extra: &[&str]) {
+        let (repo, key) = (self.s("repo"), self.s(key));
         let mut args = vec![
             "publish",
             "--repo",

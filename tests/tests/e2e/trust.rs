@@ -29,22 +29,6 @@ fn trusting(w: &World, key: &str, cmd: &str, url: &str, cache: &str, extra: &[&s
         .expect("run peft-bootstrap")
 }
 
-/// `peft-release publish` of the stable channel signed with `key` (relative to the world).
-fn publish_with(w: &World, key: &str, extra: &[&str]) {
-    let (repo, key) = (w.s("repo"), w.s(key));
-    let mut args = vec![
-        "publish",
-        "--repo",
-        &repo,
-        "--channel",
-        "stable",
-        "--key",
-        &key,
-    ];
-    args.extend_from_slice(extra);
-    release(&args);
-}
-
 /// The cache's `state.json` entry of the stable channel.
 fn memory(w: &World, cache: &str) -> Value {
     let s: Value = serde_json::from_slice(
@@ -108,8 +92,7 @@ fn a_key_rotation_is_accepted_end_to_end_then_the_old_key_is_refused() {
     assert_eq!(memory(&w, "cache")["announced"][0]["id"], b.as_str());
     // B signs the next release and retires A; the machine trusts B by announcement.
     w.pack("1.1.0", 32, MIB);
-    publish_with(
-        &w,
+    w.publish_with(
         "keys-b/release.key",
         &["--retire-key", &w.s("keys/release.pub")],
     );
@@ -146,8 +129,7 @@ fn a_built_in_key_rotated_out_is_refused() {
     let a = key_id(&w.path("keys/release.pub"));
     let a_as_minisign_prints = a.trim_start_matches('0');
     w.pack("1.1.0", 34, MIB);
-    publish_with(
-        &w,
+    w.publish_with(
         "keys-b/release.key",
         &[
             "--allow-unannounced-key",
@@ -203,13 +185,12 @@ fn a_fast_forwarded_serial_is_recovered_from_by_retiring_its_key() {
         fs_err::write(p, bytes).expect("restore");
     }
     w.pack("1.1.0", 36, MIB);
-    publish_with(&w, "keys-b/release.key", &[]);
+    w.publish_with("keys-b/release.key", &[]);
     let out = w.run("update", &server.url(), "cache", &[]);
     assert_error(&out, 4, "serial 1000000");
     assert_eq!(current_runs(&w, "cache", 35), "1.0.0");
     // ... until B retires A: the floor A set is dropped, serial 3 is accepted.
-    publish_with(
-        &w,
+    w.publish_with(
         "keys-b/release.key",
         &["--retire-key", &w.s("keys/release.pub")],
     );
@@ -240,8 +221,7 @@ fn an_offline_folder_signed_by_a_new_key_needs_the_announcement_or_a_trusted_key
     let out = w.run("detect", &server.url(), "seen", &[]);
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
     drop(server);
-    publish_with(
-        &w,
+    w.publish_with(
         "keys-b/release.key",
         &["--retire-key", &w.s("keys/release.pub")],
     );
