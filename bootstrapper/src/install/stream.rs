@@ -23,9 +23,10 @@ use std::collections::HashSet;
 use std::io::{self, BufReader, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use peft_manifest::limits::MAX_BLOB;
 use peft_manifest::{FileEntry, FileIndex, check_entry_path};
@@ -155,6 +156,8 @@ struct Job {
 pub struct Stream {
     done: Arc<AtomicU64>,
     thread: JoinHandle<Result<Streamed, String>>,
+    /// Disconnected when the thread ends (its sender is dropped with it).
+    ended: Receiver<()>,
 }
 
 impl Stream {
@@ -163,8 +166,16 @@ impl Stream {
     pub fn start(partial: PathBuf, index: FileIndex, dest: PathBuf, follow: Arc<Follow>) -> Stream {
         let done = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&done);
-        let thread = std::thread::spawn(move || run(&partial, &index, &dest, &follow, &counter));
-        Stream { done, thread }
+        let (alive, ended) = channel();
+        let thread = std::thread::spawn(move || {
+            let _alive = alive;
+            run(&partial, &index, &dest, &follow, &counter)
+        });
+        Stream {
+            done,
+            thread,
+            ended,
+        }
     }
 
     /// Bytes written so far.
@@ -172,8 +183,12 @@ impl Stream {
         self.done.load(Ordering::Relaxed)
     }
 
-    pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
+    /// Waits at most `timeout` for the end; whether it came.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        matches!(
+            self.ended.recv_timeout(timeout),
+            Err(RecvTimeoutError::Disconnected) | Ok(())
+        )
     }
 
     /// Waits for the end; `Err` says why the stream gave up.
