@@ -15,7 +15,7 @@
 //! roots and proxies, and the words for its failures are [`client`]'s.
 
 use fs_err::{File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -270,7 +270,10 @@ impl Fetcher {
         file.seek(SeekFrom::Start(have))
             .map_err(|e| storage("writing", e))?;
         watch.attempt(have);
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        // Each chunk goes straight to the file (chunks over loopback are ~400 KB; a
+        // buffer in between only copied every byte once more), and the stream
+        // following the file hears of it at once.
+        let mut out = file;
         let mut failures = 0u32;
         let mut last_error = String::new();
         // Only bytes beyond this point count as progress that resets `failures`.
@@ -318,10 +321,8 @@ impl Fetcher {
                 // The server ignored or mangled the range: start over, never append.
                 tracing::debug!("{url}: {status} for bytes={have}-; restarting from zero");
                 let asked = have;
-                out.flush().map_err(|e| storage("writing", e))?;
-                let f = out.get_mut();
-                f.set_len(0).map_err(|e| storage("writing", e))?;
-                f.seek(SeekFrom::Start(0))
+                out.set_len(0).map_err(|e| storage("writing", e))?;
+                out.seek(SeekFrom::Start(0))
                     .map_err(|e| storage("writing", e))?;
                 have = 0;
                 watch.attempt(0);
@@ -349,14 +350,10 @@ impl Fetcher {
                                 blob.size
                             )));
                         }
-                        let before = out.buffer().len();
                         out.write_all(&bytes).map_err(|e| storage("writing", e))?;
                         hasher.update(&bytes);
                         have += bytes.len() as u64;
-                        if out.buffer().len() < before + bytes.len() {
-                            // The buffer went to the file: others can read it now.
-                            watch.grew(have - out.buffer().len() as u64);
-                        }
+                        watch.grew(have);
                         reporter.progress(Phase::Download, have, blob.size);
                         crate::failpoint::count("download-bytes", have);
                     }
@@ -387,7 +384,6 @@ impl Fetcher {
         }
         // No fsync: a download is re-hashed before every use (see `download`), so a
         // power cut can cost a fresh download, never a wrong install.
-        out.flush().map_err(|e| storage("writing", e))?;
         drop(out);
         watch.grew(have);
         let got = hasher.finish();
