@@ -261,12 +261,15 @@ impl Fetcher {
             .write(true)
             .open(partial)
             .map_err(|e| storage("opening", e))?;
-        let mut have = file.metadata().map_err(|e| storage("reading", e))?.len();
-        if have > blob.size {
-            have = 0;
-        }
+        let len = file.metadata().map_err(|e| storage("reading", e))?.len();
+        let mut have = if len > blob.size { 0 } else { len };
         let mut hasher = hash_prefix(&mut file, have).map_err(|e| storage("reading", e))?;
-        file.set_len(have).map_err(|e| storage("writing", e))?;
+        // Truncating only when needed: on ext4, truncating a file to zero bytes (even
+        // a new, empty one) makes its `close` write all its data to the disk, which
+        // kept the download waiting 0.23 s for 533 MB about to be deleted anyway.
+        if have != len {
+            file.set_len(have).map_err(|e| storage("writing", e))?;
+        }
         file.seek(SeekFrom::Start(have))
             .map_err(|e| storage("writing", e))?;
         watch.attempt(have);
