@@ -18,6 +18,11 @@ use crate::Sha256;
 
 /// A file name reserved for the bootstrapper's own record inside an install.
 pub const INSTALL_RECORD: &str = ".peft-install.json";
+/// A file name reserved for the install's copy of its index, beside the record (kept
+/// apart so that reading the record stays cheap whatever the bundle's size).
+pub const INSTALL_INDEX: &str = ".peft-index.json";
+/// The names a bundle may not use at its root: the bootstrapper's own files.
+pub const RESERVED: [&str; 2] = [INSTALL_RECORD, INSTALL_INDEX];
 
 /// The index of one bundle.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +126,11 @@ impl fmt::Display for PathProblem {
                 f.write_str("has a component ending in '.' or ' ' (not portable to Windows)")
             }
             PathProblem::Reserved => {
-                write!(f, "is reserved for the bootstrapper ({INSTALL_RECORD})")
+                write!(
+                    f,
+                    "is reserved for the bootstrapper ({})",
+                    RESERVED.join(", ")
+                )
             }
         }
     }
@@ -166,7 +175,7 @@ pub fn check_entry_path(path: &str) -> Result<(), PathProblem> {
             return Err(PathProblem::ReservedWindowsName(comp.to_string()));
         }
     }
-    if path == INSTALL_RECORD {
+    if RESERVED.contains(&path) {
         return Err(PathProblem::Reserved);
     }
     Ok(())
@@ -261,6 +270,7 @@ mod tests {
             ("a/b.", PathProblem::TrailingDotOrSpace),
             ("a\u{0}b", PathProblem::ControlCharacter),
             (INSTALL_RECORD, PathProblem::Reserved),
+            (INSTALL_INDEX, PathProblem::Reserved),
         ];
         for (path, want) in cases {
             assert_eq!(check_entry_path(path), Err(want), "{path:?}");

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use semver::Version;
 
-use crate::index::{FileIndex, INSTALL_RECORD, collisions};
+use crate::index::{FileIndex, RESERVED, collisions};
 use crate::limits::{MAX_NEXT_KEYS, MAX_RETIRED_KEYS};
 use crate::model::{Accelerator, KeyRotation, Manifest, SCHEMA, Variant};
 use crate::trust::public_key_id;
@@ -308,11 +308,8 @@ pub fn validate_index(index: &FileIndex, expect: &IndexRef, entry: &str) -> Vec<
         ),
         Some(_) => {}
     }
-    if index.get(INSTALL_RECORD).is_some() {
-        p.add(
-            "files",
-            format!("{INSTALL_RECORD} is reserved for the bootstrapper"),
-        );
+    for name in RESERVED.iter().filter(|n| index.get(n).is_some()) {
+        p.add("files", format!("{name} is reserved for the bootstrapper"));
     }
     p.0
 }

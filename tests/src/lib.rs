@@ -95,13 +95,19 @@ pub fn ready_dir(evs: &[Value]) -> PathBuf {
     PathBuf::from(r["dir"].as_str().expect("dir"))
 }
 
-/// The install tree (minus the bootstrapper's record) equals the packed folder.
+/// The bootstrapper's own files in an install: its record and its copy of the index.
+pub const BOOTSTRAPPER_FILES: [&str; 2] = [".peft-install.json", ".peft-index.json"];
+
+/// The install tree (minus the bootstrapper's own files) equals the packed folder.
 pub fn assert_installed_equals(dir: &Path, input: &Path) {
     let mut got = tree(dir);
-    assert!(
-        got.remove(".peft-install.json").is_some(),
-        "install record missing"
-    );
+    for f in BOOTSTRAPPER_FILES {
+        assert!(
+            got.remove(f).is_some(),
+            "{f} missing from {}",
+            dir.display()
+        );
+    }
     assert_eq!(
         got,
         tree(input),

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use peft_manifest::index::INSTALL_RECORD;
+use peft_manifest::index::RESERVED;
 use peft_manifest::{FileEntry, FileIndex};
 
 use super::TEMP_PREFIX;
@@ -134,7 +134,7 @@ fn extra_files(root: &Path, at: &Path, index: &FileIndex, out: &mut Vec<String>)
         let rel = relative(root, &p);
         match e.file_type() {
             Ok(t) if t.is_dir() => extra_files(root, &p, index, out)?,
-            _ if rel == INSTALL_RECORD || index.get(&rel).is_some() => {}
+            _ if RESERVED.contains(&rel.as_str()) || index.get(&rel).is_some() => {}
             // A repair's own temporary file, left by a killed run.
             _ if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) => {}
             _ => out.push(rel),
