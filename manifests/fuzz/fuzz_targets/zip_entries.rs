@@ -15,20 +15,13 @@
 //!   only folders and regular files named in the index (no link, nothing outside);
 //!   when `extract` succeeds, every file of the index is there with its size.
 //!
-//! The temporary folders go under `/dev/shm` when it exists, so the unpack's
-//! `fsync`s cost nothing.
-//!
-//! LeakSanitizer is told to ignore one allocation: glibc's node for a thread's
-//! thread-local destructors (`__cxa_thread_atexit_impl`). `std::thread::scope`
-//! returns once its threads' closures have returned, which can be before those
-//! threads finish exiting, and a leak check in that moment reports the node of a
-//! thread that is still running its destructors. Anything else a thread still
-//! holds (as when the syncing threads outlived a failed unpack) is still reported.
+//! The temporary folders and LeakSanitizer's one suppression are in `common.rs`.
 #![no_main]
+
+mod common;
 
 use std::collections::HashSet;
 use std::io::{Cursor, Read};
-use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use peft_bootstrap::fuzzing::{check_entries, extract};
@@ -37,14 +30,6 @@ use peft_manifest::{FileEntry, FileIndex, Sha256, check_entry_path};
 
 /// The most bytes an accepted archive may unpack to before `extract` is skipped.
 const MAX_EXTRACT: u64 = 16 << 20;
-
-/// The suppression described in the module documentation; LeakSanitizer reads it
-/// at start-up. (The only unsafe attribute of the fuzz crate: an unmangled symbol.)
-#[allow(unsafe_code)]
-#[unsafe(no_mangle)]
-pub extern "C" fn __lsan_default_suppressions() -> *const std::ffi::c_char {
-    c"leak:__cxa_thread_atexit_impl\n".as_ptr()
-}
 
 struct Quiet;
 
@@ -113,71 +98,14 @@ fn index_of<R: Read + std::io::Seek>(zip: &mut zip::ZipArchive<R>, odd: bool) ->
     }
 }
 
-/// Every path under `dir`, relative, with whether it is a folder; panics on a link.
-fn tree(dir: &Path, prefix: &str, out: &mut Vec<(String, bool)>) {
-    for e in std::fs::read_dir(dir).expect("read_dir") {
-        let e = e.expect("entry");
-        let name = e.file_name().into_string().expect("UTF-8 names only");
-        let rel = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let kind = e.file_type().expect("file type");
-        assert!(!kind.is_symlink(), "{rel:?} is a link");
-        assert!(
-            kind.is_dir() || kind.is_file(),
-            "{rel:?} is neither file nor folder"
-        );
-        out.push((rel.clone(), kind.is_dir()));
-        if kind.is_dir() {
-            tree(&e.path(), &rel, out);
-        }
-    }
-}
-
 fn unpack(data: &[u8], index: &FileIndex) {
-    let shm = Path::new("/dev/shm");
-    let tmp = if shm.is_dir() {
-        tempfile::tempdir_in(shm)
-    } else {
-        tempfile::tempdir()
-    }
-    .expect("a temporary folder");
+    let tmp = common::temp_dir();
     let archive = tmp.path().join("archive.zip");
     let dest = tmp.path().join("dest");
     std::fs::write(&archive, data).expect("writing the archive");
     std::fs::create_dir(&dest).expect("creating dest");
     let result = extract(&archive, index, &dest, &Quiet);
-
-    let mut top = Vec::new();
-    tree(tmp.path(), "", &mut top);
-    let mut top: Vec<&str> = top
-        .iter()
-        .filter(|(p, _)| !p.contains('/'))
-        .map(|(p, _)| p.as_str())
-        .collect();
-    top.sort_unstable();
-    assert_eq!(
-        top,
-        ["archive.zip", "dest"],
-        "something was written outside dest"
-    );
-
-    let listed: HashSet<&str> = index.files.iter().map(|f| f.path.as_str()).collect();
-    let mut found = Vec::new();
-    tree(&dest, "", &mut found);
-    for (p, is_dir) in &found {
-        if *is_dir {
-            let inside = format!("{p}/");
-            assert!(
-                listed.iter().any(|f| f.starts_with(&inside)),
-                "the folder {p:?} holds no indexed file"
-            );
-        } else {
-            assert!(listed.contains(p.as_str()), "{p:?} is not in the index");
-        }
-    }
+    common::assert_only_indexed_files_in_dest(tmp.path(), "archive.zip", index);
     if result.is_ok() {
         for f in &index.files {
             let md = std::fs::symlink_metadata(dest.join(&f.path)).expect("every file is there");

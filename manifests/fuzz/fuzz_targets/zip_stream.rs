@@ -14,13 +14,13 @@
 //!   only folders and regular files named in the index (no link, nothing outside);
 //! - a stream that succeeds wrote only carriers of the index, each with its size.
 //!
-//! As in `zip_entries`, the temporary folders go under `/dev/shm` when it exists,
-//! and LeakSanitizer ignores glibc's thread-local destructor nodes.
+//! The temporary folders and LeakSanitizer's one suppression are in `common.rs`.
 #![no_main]
+
+mod common;
 
 use std::collections::HashSet;
 use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
@@ -30,13 +30,6 @@ use peft_manifest::{FileEntry, FileIndex, Sha256};
 /// The most entries and bytes the harness reads to build the index.
 const MAX_ENTRIES: usize = 256;
 const MAX_READ: u64 = 16 << 20;
-
-/// See the module documentation and `zip_entries`.
-#[allow(unsafe_code)]
-#[unsafe(no_mangle)]
-pub extern "C" fn __lsan_default_suppressions() -> *const std::ffi::c_char {
-    c"leak:__cxa_thread_atexit_impl\n".as_ptr()
-}
 
 /// An index that lists the entries of the input's local headers.
 fn index_of(mut data: &[u8]) -> FileIndex {
@@ -76,35 +69,9 @@ fn index_of(mut data: &[u8]) -> FileIndex {
     }
 }
 
-/// Every path under `dir`, relative, with whether it is a folder; panics on a link.
-fn tree(dir: &Path, prefix: &str, out: &mut Vec<(String, bool)>) {
-    for e in std::fs::read_dir(dir).expect("read_dir") {
-        let e = e.expect("entry");
-        let name = e.file_name().into_string().expect("UTF-8 names only");
-        let rel = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let kind = e.file_type().expect("file type");
-        assert!(!kind.is_symlink(), "{rel:?} is a link");
-        assert!(kind.is_dir() || kind.is_file(), "{rel:?} is neither");
-        out.push((rel.clone(), kind.is_dir()));
-        if kind.is_dir() {
-            tree(&e.path(), &rel, out);
-        }
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     let index = index_of(data);
-    let shm = Path::new("/dev/shm");
-    let tmp = if shm.is_dir() {
-        tempfile::tempdir_in(shm)
-    } else {
-        tempfile::tempdir()
-    }
-    .expect("a temporary folder");
+    let tmp = common::temp_dir();
     let partial = tmp.path().join("archive.partial");
     let dest = tmp.path().join("dest");
     std::fs::write(&partial, data).expect("writing the partial file");
@@ -116,26 +83,7 @@ fuzz_target!(|data: &[u8]| {
     let stream = Stream::start(partial, index.clone(), dest.clone(), follow);
     let result = stream.join();
 
-    let mut top = Vec::new();
-    tree(tmp.path(), "", &mut top);
-    let mut top: Vec<&str> = top
-        .iter()
-        .filter(|(p, _)| !p.contains('/'))
-        .map(|(p, _)| p.as_str())
-        .collect();
-    top.sort_unstable();
-    assert_eq!(top, ["archive.partial", "dest"], "written outside dest");
-    let listed: HashSet<&str> = index.files.iter().map(|f| f.path.as_str()).collect();
-    let mut found = Vec::new();
-    tree(&dest, "", &mut found);
-    for (p, is_dir) in &found {
-        if *is_dir {
-            let inside = format!("{p}/");
-            assert!(listed.iter().any(|f| f.starts_with(&inside)), "{p:?}");
-        } else {
-            assert!(listed.contains(p.as_str()), "{p:?} is not in the index");
-        }
-    }
+    common::assert_only_indexed_files_in_dest(tmp.path(), "archive.partial", &index);
     if let Ok(streamed) = result {
         let carriers: HashSet<&str> = index.carriers().iter().map(|f| f.path.as_str()).collect();
         for name in &streamed.written {
