@@ -7,12 +7,13 @@
 // this app's version. Development: backend/main.py from source (PEFT_DEV=0 forces
 // the production path from a checkout, with PEFT_BOOTSTRAP pointing at a build).
 
-const { app, BrowserWindow, ipcMain, dialog, shell } = require('electron');
+const { app, BrowserWindow, ipcMain, dialog, shell, session } = require('electron');
 const path = require('node:path');
 const { Launcher } = require('./lib/launcher');
 const { JobObject } = require('./lib/winjob');
 const { findBundlesFolder } = require('./lib/offline');
 const paths = require('./lib/paths');
+const { setupRendererBridge, readReleaseConfig } = require('./lib/renderer-bridge');
 
 const production = app.isPackaged ? process.env.PEFT_DEV !== '1' : process.env.PEFT_DEV === '0';
 let win = null;
@@ -102,6 +103,19 @@ app.whenReady().then(() => {
     choice: offlineDir ? { offlineDir } : {},
   });
   launcher.on('event', send);
+  // The app's renderer: getBackendStatus/restartBackend, backend-status, the legacy
+  // origin (docs/CONTRACT.md §10); release.json sits beside the bootstrapper.
+  const releaseJson = process.env.PEFT_RELEASE_JSON
+    || path.join(path.dirname(production ? paths.bootstrapperPath(process.env, process.resourcesPath) : __filename), 'release.json');
+  const broadcast = (channel, payload, isAppPage) => {
+    for (const w of BrowserWindow.getAllWindows()) if (!w.isDestroyed() && isAppPage(w.webContents.getURL())) w.webContents.send(channel, payload);
+  };
+  try {
+    setupRendererBridge({ launcher, ipcMain, session: session.defaultSession, env: process.env, config: readReleaseConfig(releaseJson), broadcast });
+  } catch (err) { // a bad release.json or legacy_origin: say so in the window; the channels still answer
+    send({ event: 'error', code: 'usage', reason: 'config_invalid', exit_code: 2, message: err.message, launcher: true });
+    setupRendererBridge({ launcher, ipcMain, session: session.defaultSession, env: {}, config: {}, broadcast });
+  }
   ipcMain.on('peft:ready', () => { windowReady = true; for (const ev of backlog.splice(0)) send(ev); });
   ipcMain.on('peft:act', onAction);
   createWindow();

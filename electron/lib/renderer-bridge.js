@@ -1,0 +1,78 @@
+'use strict';
+// Everything the main process does for an app's renderer (docs/CONTRACT.md §10), in one
+// call that main.js makes with Electron's objects; tested with stand-ins for them.
+//
+//   - getBackendStatus / restartBackend (ipcMain.handle 'backend:get-status',
+//     'backend:restart') and the `backend-status` event to every app page;
+//   - the legacy origin: webRequest listeners on the session (HTTP redirect, token,
+//     Origin, CORS answers) and the synchronous 'backend:map-websocket' /
+//     'backend:legacy-shim' channels the preload uses for WebSockets.
+
+const fs = require('node:fs');
+const path = require('node:path');
+const { BackendStatus, BackendControl, senderUrl } = require('./backend-status');
+const { OriginMap, attachToSession, legacyOriginsFrom, originOf } = require('./origin-map');
+const { shimScript } = require('./ws-shim');
+
+/**
+ * release.json (docs/CONTRACT.md §4.6) as an object: {} when the file is absent. A present
+ * but invalid file throws, naming its full path and the problem.
+ */
+function readReleaseConfig(file) {
+  let text;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if (err.code === 'ENOENT') return {};
+    throw new Error(`cannot read ${path.resolve(file)}: ${err.message}`);
+  }
+  let v;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${path.resolve(file)} is not valid JSON: ${err.message}`);
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${path.resolve(file)} must hold a JSON object`);
+  return v;
+}
+
+/** The origins of the app's own pages besides file://: ui_url's (http/https), app_origins, PEFT_UI_URL's. */
+function appOriginsFrom({ env = {}, config = {} } = {}) {
+  const out = [];
+  const add = (u) => { const o = typeof u === 'string' && /^https?:\/\//.test(u) ? originOf(u) : null; if (o && !out.includes(o)) out.push(o); };
+  add(config.ui_url);
+  add(env.PEFT_UI_URL);
+  const listed = config.app_origins;
+  if (listed != null) {
+    if (!Array.isArray(listed) || listed.some((x) => typeof x !== 'string')) throw new Error('app_origins must be a list of origins such as "http://localhost:5173"');
+    listed.forEach(add);
+  }
+  return out;
+}
+
+/**
+ * @param {object} o
+ * @param {EventEmitter} o.launcher  the Launcher ('event' stream, restartToUpdate, quitting)
+ * @param {object} o.ipcMain         Electron's ipcMain (handle, on)
+ * @param {object} o.session         the windows' session (webRequest); only used with a legacy origin
+ * @param {Function} o.broadcast     (channel, payload, isAppPage) => void: send to every window
+ * @param {object} [o.config]        release.json's object
+ * @param {object} [o.env]
+ */
+function setupRendererBridge({ launcher, ipcMain, session, broadcast, config = {}, env = process.env }) {
+  const map = new OriginMap({ legacy: legacyOriginsFrom({ env, config }), appOrigins: appOriginsFrom({ env, config }) });
+  const status = new BackendStatus();
+  launcher.on('event', (ev) => {
+    if (ev && ev.event === 'engine') map.setEngine(ev.state === 'running' ? ev : null);
+    status.feed(ev);
+  });
+  status.on('change', (s) => broadcast('backend-status', s, (url) => map.isAppPage(url)));
+  const control = new BackendControl({ launcher, status, allow: (url) => map.isAppPage(url) });
+  for (const [channel, fn] of Object.entries(control.handlers())) ipcMain.handle(channel, fn);
+  ipcMain.on('backend:map-websocket', (e, url) => { e.returnValue = map.mapWebSocket(String(url), senderUrl(e)); });
+  ipcMain.on('backend:legacy-shim', (e) => { e.returnValue = map.enabled && map.isAppPage(senderUrl(e)) ? shimScript() : ''; });
+  if (map.enabled) attachToSession(session, map);
+  return { map, status, control };
+}
+
+module.exports = { setupRendererBridge, readReleaseConfig, appOriginsFrom };
