@@ -13,7 +13,7 @@ const { Launcher } = require('./lib/launcher');
 const { JobObject } = require('./lib/winjob');
 const { findBundlesFolder } = require('./lib/offline');
 const paths = require('./lib/paths');
-const { setupRendererBridge, readReleaseConfig } = require('./lib/renderer-bridge');
+const { setupRendererBridge, readReleaseConfig, engineOriginsEnv } = require('./lib/renderer-bridge');
 
 const production = app.isPackaged ? process.env.PEFT_DEV !== '1' : process.env.PEFT_DEV === '0';
 let win = null;
@@ -93,25 +93,30 @@ async function onClose(e) {
 app.whenReady().then(() => {
   jobObject = process.platform === 'win32' ? new JobObject().start() : null;
   const offlineDir = production ? findBundlesFolder(app.getPath('exe')) : null;
+  // release.json sits beside the bootstrapper (docs/CONTRACT.md §4.6, §10.2)
+  const releaseJson = process.env.PEFT_RELEASE_JSON
+    || path.join(path.dirname(production ? paths.bootstrapperPath(process.env, process.resourcesPath) : __filename), 'release.json');
+  let config = {};
+  let configError = null;
+  try { config = readReleaseConfig(releaseJson); } catch (err) { configError = err; }
   launcher = new Launcher({
     mode: production ? 'production' : 'dev',
     bootstrap: production ? paths.bootstrapperPath(process.env, process.resourcesPath) : undefined,
     uiVersion: app.getVersion(),
-    env: process.env,
+    env: { ...process.env, ...engineOriginsEnv({ env: process.env, config }) }, // the app's pages may call the engine directly
     appDir: paths.appDir(process.env, app.getPath('userData')),
     jobObject,
     choice: offlineDir ? { offlineDir } : {},
   });
   launcher.on('event', send);
   // The app's renderer: getBackendStatus/restartBackend, backend-status, the legacy
-  // origin (docs/CONTRACT.md §10); release.json sits beside the bootstrapper.
-  const releaseJson = process.env.PEFT_RELEASE_JSON
-    || path.join(path.dirname(production ? paths.bootstrapperPath(process.env, process.resourcesPath) : __filename), 'release.json');
+  // origin (docs/CONTRACT.md §10).
   const broadcast = (channel, payload, isAppPage) => {
     for (const w of BrowserWindow.getAllWindows()) if (!w.isDestroyed() && isAppPage(w.webContents.getURL())) w.webContents.send(channel, payload);
   };
   try {
-    setupRendererBridge({ launcher, ipcMain, session: session.defaultSession, env: process.env, config: readReleaseConfig(releaseJson), broadcast });
+    if (configError) throw configError;
+    setupRendererBridge({ launcher, ipcMain, session: session.defaultSession, env: process.env, config, broadcast });
   } catch (err) { // a bad release.json or legacy_origin: say so in the window; the channels still answer
     send({ event: 'error', code: 'usage', reason: 'config_invalid', exit_code: 2, message: err.message, launcher: true });
     setupRendererBridge({ launcher, ipcMain, session: session.defaultSession, env: {}, config: {}, broadcast });

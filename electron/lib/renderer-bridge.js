@@ -51,6 +51,25 @@ function appOriginsFrom({ env = {}, config = {} } = {}) {
 }
 
 /**
+ * The environment the engine is started with so that its Origin check (the runtime
+ * wrapper's PEFT_ALLOWED_ORIGINS, docs/CONTRACT.md §8.2) accepts the app's own pages when
+ * they call the engine directly (getBackendStatus().url): the http(s) origins of
+ * appOriginsFrom(), plus `app_origins` entries that are not URLs (`null`, what Chromium
+ * sends from a file:// page; `app://studio`). Merged with a PEFT_ALLOWED_ORIGINS already
+ * set. {} when there is nothing to add. The legacy origin needs none of this: the main
+ * process sends the engine's own origin for it.
+ */
+function engineOriginsEnv({ env = {}, config = {} } = {}) {
+  const list = (env.PEFT_ALLOWED_ORIGINS || '').split(',').map((x) => x.trim()).filter(Boolean);
+  const add = (o) => { if (o && !list.includes(o)) list.push(o); };
+  let origins = [];
+  try { origins = appOriginsFrom({ env, config }); } catch { /* a bad app_origins is reported by setupRendererBridge */ }
+  for (const o of origins) add(new URL(o).origin); // as the browser writes it: no default port
+  for (const o of Array.isArray(config.app_origins) ? config.app_origins : []) if (typeof o === 'string' && !/^https?:\/\//.test(o)) add(o.trim());
+  return list.length ? { PEFT_ALLOWED_ORIGINS: list.join(',') } : {};
+}
+
+/**
  * @param {object} o
  * @param {EventEmitter} o.launcher  the Launcher ('event' stream, restartToUpdate, quitting)
  * @param {object} o.ipcMain         Electron's ipcMain (handle, on)
@@ -75,4 +94,4 @@ function setupRendererBridge({ launcher, ipcMain, session, broadcast, config = {
   return { map, status, control };
 }
 
-module.exports = { setupRendererBridge, readReleaseConfig, appOriginsFrom };
+module.exports = { setupRendererBridge, readReleaseConfig, appOriginsFrom, engineOriginsEnv };

@@ -10,7 +10,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const crypto = require('node:crypto');
-const { setupRendererBridge, readReleaseConfig, appOriginsFrom } = require('../lib/renderer-bridge');
+const { setupRendererBridge, readReleaseConfig, appOriginsFrom, engineOriginsEnv } = require('../lib/renderer-bridge');
 const { urlFilter } = require('../lib/origin-map');
 const { Launcher } = require('../lib/launcher');
 const { tmp } = require('./support');
@@ -70,7 +70,8 @@ function handshake(url, headers = {}) {
 
 async function started(t, config, env = {}) {
   const e = fakeElectron();
-  const launcher = new Launcher({ mode: 'dev', env: { ...process.env, PEFT_DEV_PYTHON: FIXTURE_ENGINE }, appDir: tmp(), bootTimeoutMs: 10000 });
+  // as main.js does: the engine's environment carries the app's origins
+  const launcher = new Launcher({ mode: 'dev', env: { ...process.env, PEFT_DEV_PYTHON: FIXTURE_ENGINE, ...engineOriginsEnv({ env, config }) }, appDir: tmp(), bootTimeoutMs: 10000 });
   t.after(() => launcher.stop());
   const bridge = setupRendererBridge({ launcher, ipcMain: e.ipcMain, session: e.session, broadcast: e.broadcast, config, env });
   assert.ok(await launcher.start(), 'the engine started');
@@ -179,4 +180,23 @@ test('an invalid legacy_origin is refused before anything is registered', () => 
   assert.throws(() => setupRendererBridge({ launcher, ipcMain: e.ipcMain, session: e.session, broadcast: e.broadcast, config: { legacy_origin: 'http://example.com:8000' } }),
     /must name this machine/);
   assert.deepEqual([Object.keys(e.handle), Object.keys(e.on), Object.keys(e.web)], [[], [], []]);
+});
+
+test('engineOriginsEnv: the app\'s origins for the engine\'s Origin check, merged with what is set; never throws', () => {
+  assert.deepEqual(engineOriginsEnv({}), {});
+  assert.deepEqual(engineOriginsEnv({ config: { ui_url: 'index.html', legacy_origin: 'http://localhost:8000' } }), {}, 'a file UI on the legacy origin needs none');
+  assert.deepEqual(engineOriginsEnv({ env: { PEFT_ALLOWED_ORIGINS: 'app://studio', PEFT_UI_URL: 'http://localhost:5173/' },
+    config: { ui_url: 'https://app.example:443/ui', app_origins: ['null', 'http://localhost:3000', 'app://studio'] } }),
+  { PEFT_ALLOWED_ORIGINS: 'app://studio,https://app.example,http://localhost:5173,http://localhost:3000,null' });
+  assert.deepEqual(engineOriginsEnv({ config: { app_origins: 'not a list' } }), {});
+});
+
+test('a renderer that calls the engine directly from its dev server: its Origin is accepted, another is not', { timeout: 30000 }, async (t) => {
+  const { e, engine } = await started(t, { app_origins: ['http://localhost:5173'] });
+  const s = await e.invoke('backend:get-status', 'http://localhost:5173/');
+  assert.equal(s.url, engine.url, 'the dev server\'s page is one of the app\'s');
+  const ok = await request(`${s.url}/api/x`, { headers: { Authorization: `Bearer ${s.token}`, Origin: 'http://localhost:5173' } });
+  assert.equal(ok.status, 200, JSON.stringify(ok.json));
+  const other = await request(`${s.url}/api/x`, { headers: { Authorization: `Bearer ${s.token}`, Origin: 'http://localhost:5174' } });
+  assert.equal(other.status, 403);
 });

@@ -18,7 +18,7 @@ const TOKEN = 'shim-test-token';
 
 function startEngine(t) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'token-engine.js')], { env: { ...process.env, PEFT_ENGINE_TOKEN: TOKEN, TOKEN_ENGINE_ORIGINS: 'null' }, stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'token-engine.js')], { env: { ...process.env, PEFT_ENGINE_TOKEN: TOKEN, PEFT_ALLOWED_ORIGINS: 'null' }, stdio: ['pipe', 'pipe', 'inherit'] });
     t.after(() => child.kill('SIGKILL'));
     child.stdout.once('data', (d) => resolve(JSON.parse(d.toString().split('\n')[0]).port));
     child.on('error', reject);
@@ -75,7 +75,7 @@ test('in Chromium: the page\'s ws://localhost:8000 socket opens on the engine wi
   assert.equal(r[0].ok, true, 'the legacy socket opened');
   assert.deepEqual([r[0].data.path, r[0].data.query, r[0].protocol, r[0].isWs, r[0].open], ['/ws/train', `?run=4&peft_token=${TOKEN}`, 'chat', true, true]);
   // a file:// page's socket says Origin null; in the app the main process replaces it with the
-  // engine's own (renderer-bridge.test.js), here the engine accepts it (TOKEN_ENGINE_ORIGINS)
+  // engine's own (renderer-bridge.test.js), here the engine accepts it (PEFT_ALLOWED_ORIGINS)
   assert.equal(r[0].data.origin, 'null');
   assert.equal(r[1].ok, false, 'a socket not on the legacy origin gets no token and is refused');
 });
