@@ -39,10 +39,13 @@ function installWebSocketShim(win, map) {
 
 /**
  * The script the preload runs in the page (webFrame.executeJavaScript): installs the
- * shim with the preload's bridged `peft.mapWebSocketUrl`, captured at install time.
+ * shim with the preload's bridged `mapWebSocketUrl`, from `window.peft` (this
+ * repository's preload) or `window.electronAPI` (an app's own preload that added it),
+ * captured at install time. Without either, nothing is installed.
  */
 function shimScript() {
-  return `(${installWebSocketShim.toString()})(window, window.peft.mapWebSocketUrl);`;
+  return `(() => { const api = (window.peft && window.peft.mapWebSocketUrl) ? window.peft : window.electronAPI;
+  if (api && typeof api.mapWebSocketUrl === 'function') (${installWebSocketShim.toString()})(window, api.mapWebSocketUrl); })();`;
 }
 
 module.exports = { installWebSocketShim, shimScript };

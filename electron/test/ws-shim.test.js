@@ -79,3 +79,17 @@ test('in Chromium: the page\'s ws://localhost:8000 socket opens on the engine wi
   assert.equal(r[0].data.origin, 'null');
   assert.equal(r[1].ok, false, 'a socket not on the legacy origin gets no token and is refused');
 });
+
+test('shimScript finds mapWebSocketUrl on window.peft or window.electronAPI, and installs nothing without it', () => {
+  const run = (win) => new Function('window', shimScript())(win);
+  class Native { constructor(url) { this.url = url; } }
+  const viaApp = { WebSocket: Native, electronAPI: { mapWebSocketUrl: (u) => `${u}?mapped` } };
+  run(viaApp);
+  assert.equal(new viaApp.WebSocket('ws://localhost:8000/ws').url, 'ws://localhost:8000/ws?mapped', 'an app\'s own preload object');
+  const viaPeft = { WebSocket: Native, peft: { mapWebSocketUrl: () => 'ws://peft' }, electronAPI: {} };
+  run(viaPeft);
+  assert.equal(new viaPeft.WebSocket('ws://localhost:8000/ws').url, 'ws://peft');
+  const neither = { WebSocket: Native, electronAPI: { somethingElse() {} } };
+  run(neither);
+  assert.equal(neither.WebSocket, Native, 'left alone');
+});
