@@ -207,18 +207,25 @@ function header(headers, name) {
 
 /** The page that made a request, from Electron's webRequest details. */
 function pageOf(details) {
-  if (details.frame && typeof details.frame.url === 'string' && details.frame.url) return details.frame.url;
-  if (details.webContents && typeof details.webContents.getURL === 'function') {
-    const u = details.webContents.getURL();
-    if (u) return u;
-  }
+  try { // a frame or webContents destroyed meanwhile throws on access
+    if (details.frame && typeof details.frame.url === 'string' && details.frame.url) return details.frame.url;
+    if (details.webContents && typeof details.webContents.getURL === 'function') {
+      const u = details.webContents.getURL();
+      if (u) return u;
+    }
+  } catch { /* fall back to the referrer */ }
   return details.referrer || '';
 }
 
-/** The URL patterns the listeners need (every port of the loopback hosts). */
+/**
+ * The URL patterns the listeners need: every port of localhost and 127.0.0.1 (a match
+ * pattern without a port matches any port). `[::1]` is left out of the filter, since
+ * an IPv6 literal is not a pattern every Electron version accepts: a renderer calling
+ * http://[::1]:PORT is not mapped.
+ */
 function urlFilter() {
   const urls = [];
-  for (const host of LOOPBACK) for (const scheme of ['http', 'https', 'ws', 'wss']) urls.push(`${scheme}://${host}/*`);
+  for (const host of ['localhost', '127.0.0.1']) for (const scheme of ['http', 'https', 'ws', 'wss']) urls.push(`${scheme}://${host}/*`);
   return { urls };
 }
 

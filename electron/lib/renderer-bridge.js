@@ -55,9 +55,8 @@ function appOriginsFrom({ env = {}, config = {} } = {}) {
  * wrapper's PEFT_ALLOWED_ORIGINS, docs/CONTRACT.md §8.2) accepts the app's own pages when
  * they call the engine directly (getBackendStatus().url): the http(s) origins of
  * appOriginsFrom(), plus `app_origins` entries that are not URLs (`null`, what Chromium
- * sends from a file:// page; `app://studio`). Merged with a PEFT_ALLOWED_ORIGINS already
- * set. {} when there is nothing to add. The legacy origin needs none of this: the main
- * process sends the engine's own origin for it.
+ * sends from a file:// page; `app://studio`), and `null` with a legacy origin (below).
+ * Merged with a PEFT_ALLOWED_ORIGINS already set. {} when there is nothing to add.
  */
 function engineOriginsEnv({ env = {}, config = {} } = {}) {
   const list = (env.PEFT_ALLOWED_ORIGINS || '').split(',').map((x) => x.trim()).filter(Boolean);
@@ -66,6 +65,12 @@ function engineOriginsEnv({ env = {}, config = {} } = {}) {
   try { origins = appOriginsFrom({ env, config }); } catch { /* a bad app_origins is reported by setupRendererBridge */ }
   for (const o of origins) add(new URL(o).origin); // as the browser writes it: no default port
   for (const o of Array.isArray(config.app_origins) ? config.app_origins : []) if (typeof o === 'string' && !/^https?:\/\//.test(o)) add(o.trim());
+  // With a legacy origin the main process sends the engine's own Origin; `null` (a file://
+  // page's) is accepted besides, in case an Electron version does not apply that header
+  // change to a WebSocket handshake. The token is still required.
+  let legacy = [];
+  try { legacy = legacyOriginsFrom({ env, config }); } catch { /* reported by setupRendererBridge */ }
+  if (legacy.length) add('null');
   return list.length ? { PEFT_ALLOWED_ORIGINS: list.join(',') } : {};
 }
 

@@ -3,7 +3,7 @@
 // engine, which get the token, what CORS answers, and how WebSocket URLs are rewritten.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { OriginMap, legacyOriginsFrom, parseLegacyOrigin, originOf, header } = require('../lib/origin-map');
+const { OriginMap, legacyOriginsFrom, parseLegacyOrigin, originOf, header, pageOf, urlFilter } = require('../lib/origin-map');
 
 const ENGINE = { event: 'engine', state: 'running', url: 'http://127.0.0.1:41873', token: 'tok123' };
 const APP = 'file:///opt/PEFT%20Studio/resources/app.asar/dist/index.html';
@@ -182,4 +182,20 @@ test('header() reads Electron\'s header objects case-insensitively', () => {
   assert.equal(header({ 'x-a': ['1', '2'] }, 'X-A'), '1, 2');
   assert.equal(header({}, 'x'), undefined);
   assert.equal(header(undefined, 'x'), undefined);
+});
+
+test('pageOf: the requesting frame\'s URL, else the webContents\', else the referrer; a destroyed frame does not throw', () => {
+  assert.equal(pageOf({ frame: { url: APP }, webContents: { getURL: () => 'x' } }), APP);
+  assert.equal(pageOf({ frame: null, webContents: { getURL: () => 'file:///b' } }), 'file:///b');
+  assert.equal(pageOf({ referrer: 'http://localhost:5173/' }), 'http://localhost:5173/');
+  const gone = { get url() { throw new Error('Render frame was disposed'); } };
+  assert.equal(pageOf({ frame: gone, referrer: 'r' }), 'r');
+  assert.equal(pageOf({}), '');
+});
+
+test('urlFilter covers every scheme on localhost and 127.0.0.1, with no port (any port)', () => {
+  const { urls } = urlFilter();
+  assert.equal(urls.length, 8);
+  for (const u of ['http://localhost/*', 'ws://localhost/*', 'https://127.0.0.1/*', 'wss://127.0.0.1/*']) assert.ok(urls.includes(u), u);
+  assert.ok(urls.every((u) => !/:\d+\//.test(u) && !u.includes('[')), 'no ports, no IPv6 literal');
 });

@@ -126,9 +126,9 @@ test('legacy origin: a real request to http://localhost:8000 reaches the engine 
   assert.deepEqual(cors.responseHeaders['Access-Control-Allow-Origin'], ['null'], 'CORS answered for the page as the browser sent it');
 
   const bare = await request(next.url, { headers: { Accept: 'application/json', Origin: 'null' } });
-  assert.equal(bare.status, 403, 'without the mapping: the foreign Origin is refused');
-  const noToken = await request(next.url, { headers: { Accept: 'application/json' } });
-  assert.equal(noToken.status, 401, 'and without the token: refused');
+  assert.equal(bare.status, 401, 'the same request without the mapping: no token, refused');
+  const site = await request(next.url, { headers: { ...sendH.requestHeaders, Origin: 'https://evil.example' } });
+  assert.equal(site.status, 403, 'another site\'s Origin is refused even with the token');
 
   // a foreign page in the same session: no redirect, no token
   assert.deepEqual(await e.call('before', { ...details, id: 3, frame: { url: 'https://evil.example/' } }), {});
@@ -184,7 +184,10 @@ test('an invalid legacy_origin is refused before anything is registered', () => 
 
 test('engineOriginsEnv: the app\'s origins for the engine\'s Origin check, merged with what is set; never throws', () => {
   assert.deepEqual(engineOriginsEnv({}), {});
-  assert.deepEqual(engineOriginsEnv({ config: { ui_url: 'index.html', legacy_origin: 'http://localhost:8000' } }), {}, 'a file UI on the legacy origin needs none');
+  assert.deepEqual(engineOriginsEnv({ config: { ui_url: 'index.html' } }), {}, 'a file UI that asks for the URL itself adds nothing unless listed');
+  assert.deepEqual(engineOriginsEnv({ config: { ui_url: 'index.html', legacy_origin: 'http://localhost:8000' } }), { PEFT_ALLOWED_ORIGINS: 'null' },
+    'a legacy origin also accepts a file:// page\'s Origin, should the handshake keep it');
+  assert.deepEqual(engineOriginsEnv({ config: { legacy_origin: 'http://example.com' } }), {}, 'an invalid legacy origin adds nothing (it is reported elsewhere)');
   assert.deepEqual(engineOriginsEnv({ env: { PEFT_ALLOWED_ORIGINS: 'app://studio', PEFT_UI_URL: 'http://localhost:5173/' },
     config: { ui_url: 'https://app.example:443/ui', app_origins: ['null', 'http://localhost:3000', 'app://studio'] } }),
   { PEFT_ALLOWED_ORIGINS: 'app://studio,https://app.example,http://localhost:5173,http://localhost:3000,null' });
