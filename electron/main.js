@@ -7,12 +7,13 @@
 // this app's version. Development: backend/main.py from source (PEFT_DEV=0 forces
 // the production path from a checkout, with PEFT_BOOTSTRAP pointing at a build).
 
-const { app, BrowserWindow, ipcMain, dialog, shell, session } = require('electron');
+const { app, BrowserWindow, ipcMain, dialog, shell } = require('electron');
 const path = require('node:path');
 const { Launcher } = require('./lib/launcher');
 const { JobObject } = require('./lib/winjob');
 const { findBundlesFolder } = require('./lib/offline');
 const paths = require('./lib/paths');
+const { session } = require('electron');
 const { setupRendererBridge, readReleaseConfig, engineOriginsEnv } = require('./lib/renderer-bridge');
 
 const production = app.isPackaged ? process.env.PEFT_DEV !== '1' : process.env.PEFT_DEV === '0';
@@ -93,34 +94,16 @@ async function onClose(e) {
 app.whenReady().then(() => {
   jobObject = process.platform === 'win32' ? new JobObject().start() : null;
   const offlineDir = production ? findBundlesFolder(app.getPath('exe')) : null;
-  // release.json sits beside the bootstrapper (docs/CONTRACT.md §4.6, §10.2)
-  const releaseJson = process.env.PEFT_RELEASE_JSON
-    || path.join(path.dirname(production ? paths.bootstrapperPath(process.env, process.resourcesPath) : __filename), 'release.json');
-  let config = {};
-  let configError = null;
-  try { config = readReleaseConfig(releaseJson); } catch (err) { configError = err; }
   launcher = new Launcher({
     mode: production ? 'production' : 'dev',
     bootstrap: production ? paths.bootstrapperPath(process.env, process.resourcesPath) : undefined,
     uiVersion: app.getVersion(),
-    env: { ...process.env, ...engineOriginsEnv({ env: process.env, config }) }, // the app's pages may call the engine directly
+    env: process.env,
     appDir: paths.appDir(process.env, app.getPath('userData')),
     jobObject,
     choice: offlineDir ? { offlineDir } : {},
   });
   launcher.on('event', send);
-  // The app's renderer: getBackendStatus/restartBackend, backend-status, the legacy
-  // origin (docs/CONTRACT.md §10).
-  const broadcast = (channel, payload, isAppPage) => {
-    for (const w of BrowserWindow.getAllWindows()) if (!w.isDestroyed() && isAppPage(w.webContents.getURL())) w.webContents.send(channel, payload);
-  };
-  try {
-    if (configError) throw configError;
-    setupRendererBridge({ launcher, ipcMain, session: session.defaultSession, env: process.env, config, broadcast });
-  } catch (err) { // a bad release.json or legacy_origin: say so in the window; the channels still answer
-    send({ event: 'error', code: 'usage', reason: 'config_invalid', exit_code: 2, message: err.message, launcher: true });
-    setupRendererBridge({ launcher, ipcMain, session: session.defaultSession, env: {}, config: {}, broadcast });
-  }
   ipcMain.on('peft:ready', () => { windowReady = true; for (const ev of backlog.splice(0)) send(ev); });
   ipcMain.on('peft:act', onAction);
   createWindow();
@@ -129,3 +112,29 @@ app.whenReady().then(() => {
 
 app.on('before-quit', (e) => { if (!quitting && win) { e.preventDefault(); win.close(); } });
 app.on('window-all-closed', () => { if (quitting) app.quit(); });
+
+// The app's renderer (docs/CONTRACT.md §10): getBackendStatus/restartBackend, the
+// backend-status event, the legacy origin, and the engine's PEFT_ALLOWED_ORIGINS, all
+// from release.json beside the bootstrapper (PEFT_RELEASE_JSON names another). This
+// second whenReady handler runs right after the one above has made the launcher, and
+// before the launcher's first event or engine start (both wait on later jobs).
+app.whenReady().then(() => {
+  let config = {};
+  let problem = null;
+  try {
+    const file = process.env.PEFT_RELEASE_JSON
+      || path.join(path.dirname(production ? paths.bootstrapperPath(process.env, process.resourcesPath) : __filename), 'release.json');
+    config = readReleaseConfig(file);
+  } catch (err) { problem = err; }
+  launcher.env = { ...launcher.env, ...engineOriginsEnv({ env: process.env, config }) };
+  const broadcast = (channel, payload, isAppPage) => {
+    for (const w of BrowserWindow.getAllWindows()) if (!w.isDestroyed() && isAppPage(w.webContents.getURL())) w.webContents.send(channel, payload);
+  };
+  try {
+    if (problem) throw problem;
+    setupRendererBridge({ launcher, ipcMain, session: session.defaultSession, env: process.env, config, broadcast });
+  } catch (err) { // a bad release.json or legacy_origin: said in the window; the status channels still answer
+    send({ event: 'error', code: 'usage', reason: 'config_invalid', exit_code: 2, message: err.message, launcher: true });
+    setupRendererBridge({ launcher, ipcMain, session: session.defaultSession, env: {}, config: {}, broadcast });
+  }
+});
