@@ -9,12 +9,12 @@
 
 const { app, BrowserWindow, ipcMain, dialog, shell } = require('electron');
 const path = require('node:path');
+const { session } = require('electron');
+const { setupRendererBridge, readReleaseConfig, engineOriginsEnv } = require('./lib/renderer-bridge');
 const { Launcher } = require('./lib/launcher');
 const { JobObject } = require('./lib/winjob');
 const { findBundlesFolder } = require('./lib/offline');
 const paths = require('./lib/paths');
-const { session } = require('electron');
-const { setupRendererBridge, readReleaseConfig, engineOriginsEnv } = require('./lib/renderer-bridge');
 
 const production = app.isPackaged ? process.env.PEFT_DEV !== '1' : process.env.PEFT_DEV === '0';
 let win = null;

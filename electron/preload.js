@@ -39,5 +39,13 @@ function backendApi() {
 // With a legacy origin (docs/CONTRACT.md §10.2), WebSockets the page opens on it are
 // rewritten to the engine before they open: lib/ws-shim.js, whose source the main
 // process hands over (a sandboxed preload cannot require local files), run in the page.
+// Electron 35 and later run it synchronously (contextBridge.executeInMainWorld); older
+// ones, or where that fails, through webFrame.executeJavaScript.
 const legacyShim = ipcRenderer.sendSync('backend:legacy-shim');
-if (legacyShim) require('electron').webFrame.executeJavaScript(legacyShim);
+if (legacyShim) {
+  try {
+    contextBridge.executeInMainWorld({ func: new Function(legacyShim) }); // eslint-disable-line no-new-func
+  } catch {
+    require('electron').webFrame.executeJavaScript(legacyShim);
+  }
+}
