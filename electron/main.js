@@ -115,16 +115,14 @@ app.on('window-all-closed', () => { if (quitting) app.quit(); });
 
 // The app's renderer (docs/CONTRACT.md §10): getBackendStatus/restartBackend, the
 // backend-status event, the legacy origin, and the engine's PEFT_ALLOWED_ORIGINS, all
-// from release.json beside the bootstrapper (PEFT_RELEASE_JSON names another). This
-// second whenReady handler runs right after the one above has made the launcher, and
+// from release.json beside the bootstrapper (production; in development the
+// PEFT_LEGACY_ORIGIN / PEFT_UI_URL variables alone). This second whenReady handler runs right after the one above has made the launcher, and
 // before the launcher's first event or engine start (both wait on later jobs).
 app.whenReady().then(() => {
   let config = {};
   let problem = null;
   try {
-    const file = process.env.PEFT_RELEASE_JSON
-      || path.join(path.dirname(production ? paths.bootstrapperPath(process.env, process.resourcesPath) : __filename), 'release.json');
-    config = readReleaseConfig(file);
+    if (production) config = readReleaseConfig(path.join(path.dirname(paths.bootstrapperPath(process.env, process.resourcesPath)), 'release.json'));
   } catch (err) { problem = err; }
   launcher.env = { ...launcher.env, ...engineOriginsEnv({ env: process.env, config }) };
   const broadcast = (channel, payload, isAppPage) => {
