@@ -3,7 +3,9 @@
 use peft_manifest::VariantCatalog;
 use peft_manifest::select::{catalog_manifest, select_excluding};
 
-use super::{Next, Session, choose, detect_here, emit_hardware, emit_selection, no_variant};
+use super::{
+    Next, Session, choose, detect_here, emit_hardware, emit_selection, no_variant, unknown_variant,
+};
 use crate::cache::BadVariants;
 use crate::error::{Error, Result};
 use crate::source::Shelf;
@@ -22,6 +24,7 @@ pub async fn run(ctx: &Session<'_>) -> Result<Next> {
         let catalog = VariantCatalog::builtin()
             .map_err(|e| Error::Internal(format!("the built-in variant catalogue: {e}")))?;
         let m = catalog_manifest(&catalog);
+        unknown_variant(&m, &s.choice)?;
         let out = select_excluding(&m, &hw.hardware, None, &s.choice, &|_, _| None);
         emit_selection(reporter, &out, true, Some("catalog"));
         return match out.selected {
