@@ -225,8 +225,8 @@ impl Reason {
                 (digits.len() == 3).then(|| digits.parse().ok()).flatten()
             })
             .collect();
-        let missing_file = detail.contains("No such file or directory")
-            || detail.contains("cannot find the file");
+        let missing_file =
+            detail.contains("No such file or directory") || detail.contains("cannot find the file");
         if statuses.iter().any(|s| matches!(s, 404 | 410)) || missing_file {
             Reason::NotFound
         } else if !statuses.is_empty() {
@@ -496,11 +496,11 @@ mod tests {
         for (detail, want) in [
             ("http://h/x: HTTP 404 Not Found", Reason::NotFound),
             ("HTTP 410 Gone", Reason::NotFound),
+            ("No such file or directory (os error 2)", Reason::NotFound),
             (
-                "No such file or directory (os error 2)",
-                Reason::NotFound,
+                "gave up after 5 failed attempts: HTTP 503 Service Unavailable",
+                Reason::ServerError,
             ),
-            ("gave up after 5 failed attempts: HTTP 503 Service Unavailable", Reason::ServerError),
             ("HTTP 403 Forbidden", Reason::ServerError),
             (
                 "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)",

@@ -219,15 +219,30 @@ mod tests {
         for (text, needle) in [
             ("{", "not the expected JSON"),
             (r#"{"channel": "stable"}"#, "manifest_url"),
-            (r#"{"manifest_url": "ftp://h/x"}"#, "not a usable repository URL"),
+            (
+                r#"{"manifest_url": "ftp://h/x"}"#,
+                "not a usable repository URL",
+            ),
             (
                 r#"{"manifest_url": "https://h/channels/beta/manifest.json", "channel": "stable"}"#,
                 "names the channel",
             ),
-            (r#"{"manifest_url": "https://h/", "channel": "Bad Name"}"#, "not a channel name"),
-            (r#"{"manifest_url": "https://h/", "mirrors": ["nope"]}"#, "mirrors"),
-            (r#"{"manifest_url": "https://h/", "trusted_keys": ["RWQ"]}"#, "trusted_keys"),
-            (r#"{"manifest_url": "https://h/", "mirrors": "x"}"#, "not the expected JSON"),
+            (
+                r#"{"manifest_url": "https://h/", "channel": "Bad Name"}"#,
+                "not a channel name",
+            ),
+            (
+                r#"{"manifest_url": "https://h/", "mirrors": ["nope"]}"#,
+                "mirrors",
+            ),
+            (
+                r#"{"manifest_url": "https://h/", "trusted_keys": ["RWQ"]}"#,
+                "trusted_keys",
+            ),
+            (
+                r#"{"manifest_url": "https://h/", "mirrors": "x"}"#,
+                "not the expected JSON",
+            ),
         ] {
             let e = load(text).expect_err(text);
             assert_eq!(e.reason(), Reason::ConfigInvalid, "{text}");

@@ -114,7 +114,11 @@ pub fn find_bundles(dir: &Path) -> Result<PathBuf> {
         let mut found: Vec<&PathBuf> = next.iter().filter(|d| is_repository(d)).collect();
         found.sort_by_key(|d| (d.file_name().is_none_or(|n| n != FOLDER_NAME), (*d).clone()));
         if let Some(d) = found.first() {
-            tracing::info!("using the offline folder {} found in {}", d.display(), dir.display());
+            tracing::info!(
+                "using the offline folder {} found in {}",
+                d.display(),
+                dir.display()
+            );
             return Ok((*d).clone());
         }
         level = next;

@@ -11,13 +11,7 @@ use peft_e2e::signing::resign;
 use peft_e2e::{MIB, World, assert_error, bootstrap, event, events, exit, release, stderr};
 
 /// Exit 4 with `reason`, a message naming `needle`, nothing installed.
-fn assert_refused(
-    w: &World,
-    out: &std::process::Output,
-    cache: &str,
-    needle: &str,
-    reason: &str,
-) {
+fn assert_refused(w: &World, out: &std::process::Output, cache: &str, needle: &str, reason: &str) {
     assert_eq!(exit(out), 4, "{}", stderr(out));
     let evs = events(out);
     let err = event(&evs, "error").expect("error event");
