@@ -19,7 +19,7 @@ pub async fn run(ctx: &Session<'_>) -> Result<Next> {
     emit_hardware(ctx, &hw, true);
     let Some(root) = s.repo.clone() else {
         reporter.warn(
-            "no release repository is configured (--manifest-url or --offline-dir): judging the built-in variant catalogue".into(),
+            "no release repository is configured (--manifest-url, --offline-dir or release.json): judging the built-in variant catalogue".into(),
         );
         let catalog = VariantCatalog::builtin()
             .map_err(|e| Error::Internal(format!("the built-in variant catalogue: {e}")))?;
