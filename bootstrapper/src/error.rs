@@ -1,4 +1,4 @@
-//! The bootstrapper's errors, each with its CONTRACT §4 exit code, a stable `code`
+//! The bootstrapper's errors, each with its docs/CONTRACT.md §4 exit code, a stable `code`
 //! string for the JSON `error` event, and a hint a person can act on.
 
 use std::io;
@@ -188,7 +188,7 @@ impl Reason {
         }
     }
 
-    /// The process exit code (CONTRACT §4).
+    /// The process exit code (docs/CONTRACT.md §4).
     pub fn exit_code(self) -> u8 {
         match self.code() {
             "usage" => 2,
@@ -311,7 +311,7 @@ impl Error {
         }
     }
 
-    /// The process exit code (CONTRACT §4).
+    /// The process exit code (docs/CONTRACT.md §4).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Reasoned { reason, .. } => reason.exit_code(),
