@@ -92,7 +92,7 @@ pub fn find_bundles(dir: &Path) -> Result<PathBuf> {
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let hint = || {
         Some(format!(
-            "choose the folder made by `peft-release offline` (named {FOLDER_NAME}), or the drive or folder holding it at most {SEARCH_DEPTH} levels down (--offline-dir, PEFT_OFFLINE_DIR)"
+            "choose the folder made by `peft-release offline` (named {FOLDER_NAME}), or the drive or folder holding it at most two levels down (--offline-dir, PEFT_OFFLINE_DIR)"
         ))
     };
     if !dir.is_dir() {
@@ -126,7 +126,7 @@ pub fn find_bundles(dir: &Path) -> Result<PathBuf> {
     Err(Error::reasoned(
         Reason::NotABundleFolder,
         format!(
-            "the folder {} holds no PEFT Studio backend bundles: there is no {FOLDER_NAME} folder (or release repository) in it or up to {SEARCH_DEPTH} levels below",
+            "the folder {} holds no PEFT Studio backend bundles: there is no {FOLDER_NAME} folder (or release repository) in it or up to two levels below",
             dir.display()
         ),
         hint(),
@@ -314,6 +314,32 @@ mod tests {
             "index": {"sha256": i.hex(), "size": 3_000, "files": 3, "unpacked_size": 9_000_000},
         }))
         .expect("a variant")
+    }
+
+    #[test]
+    fn find_bundles_looks_two_levels_down_nearest_and_named_first() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let repo = |rel: &str| {
+            let d = t.path().join(rel);
+            fs_err::create_dir_all(d.join("channels")).expect("mkdir");
+            d
+        };
+        let root = t.path();
+        let deep = repo("a/b/peft-backend-bundles");
+        let e = find_bundles(root).expect_err("three levels down is too deep");
+        assert_eq!(e.reason(), Reason::NotABundleFolder);
+        assert!(e.to_string().contains(&root.display().to_string()), "{e}");
+        let two = repo("a/peft-backend-bundles");
+        assert_eq!(find_bundles(root).expect("two levels"), two);
+        let other = repo("aaa-repo");
+        assert_eq!(find_bundles(root).expect("nearest"), other);
+        let named = repo("peft-backend-bundles");
+        assert_eq!(find_bundles(root).expect("named first"), named);
+        repo(".hidden-repo");
+        assert_eq!(find_bundles(root).expect("hidden skipped"), named);
+        assert_eq!(find_bundles(&deep).expect("itself"), deep);
+        let gone = find_bundles(&root.join("gone")).expect_err("missing");
+        assert_eq!(gone.reason(), Reason::NotABundleFolder);
     }
 
     #[test]

@@ -312,3 +312,39 @@ fn no_repository_is_not_configured_and_a_bad_release_json_is_config_invalid() {
         );
     }
 }
+
+#[test]
+fn a_server_that_keeps_failing_is_server_error() {
+    let w = World::new();
+    w.pack("1.0.0", 66, MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    server.faults(|f| {
+        f.target = Some("channels/".into());
+        f.status = Some(500);
+    });
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    let err = failed(&out, 3, "server_error");
+    assert!(message(&err).contains("500"), "{err}");
+    assert!(
+        server.requests("channels/stable/manifest.json").len() > 1,
+        "retried before giving up"
+    );
+    assert!(w.nothing_installed("cache"));
+}
+
+#[test]
+fn releases_for_another_ui_only_are_incompatible_not_no_variant() {
+    let w = World::new();
+    let input = w.path("input-2.0.0");
+    peft_e2e::sample_bundle(&input, 67, MIB);
+    w.pack_dir("2.0.0", &input, &["--ui-compat", ">=2.0.0"]);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    let out = w.run("ensure", &server.url(), "cache", &["--ui-version", "1.4.0"]);
+    let err = failed(&out, 5, "incompatible");
+    assert_eq!(err["code"], "no_variant");
+    assert!(w.nothing_installed("cache"));
+    let out = w.run("ensure", &server.url(), "cache", &["--ui-version", "2.1.0"]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+}
