@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use peft_bootstrap::{Cli, Error, Event, Next, Reporter, Session, Settings};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args() {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
@@ -34,6 +33,7 @@ fn main() -> ExitCode {
     };
     match run(cli, reporter.as_ref()) {
         Ok(Next::Exit) => ExitCode::SUCCESS,
+        Ok(Next::Interrupted) => ExitCode::from(peft_bootstrap::INTERRUPTED),
         // The command replaced this binary first (min_bootstrapper): run it again.
         Ok(Next::Reexec { exe, otherwise }) => match peft_bootstrap::reexec(&exe) {
             Some(code) => ExitCode::from(code),
@@ -49,7 +49,16 @@ fn run(cli: Cli, reporter: &dyn Reporter) -> Result<Next, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(peft_bootstrap::run(cli.command, &session))
+    rt.block_on(async {
+        tokio::select! {
+            r = peft_bootstrap::run(cli.command, &session) => r,
+            // The command is dropped at an await: what was downloaded stays on disk.
+            Ok(()) = tokio::signal::ctrl_c() => {
+                peft_bootstrap::interrupted(reporter);
+                Ok(Next::Interrupted)
+            }
+        }
+    })
 }
 
 /// A command line clap refused (exit 2; 0 for `--help` and `--version`). clap could

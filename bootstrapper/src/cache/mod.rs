@@ -22,10 +22,12 @@ mod atomic;
 mod bad;
 mod gc;
 mod links;
+mod presence;
 
 pub use atomic::{read_json, sync_dir, write_json_atomic};
 pub use bad::BadVariants;
 pub use gc::collect;
+pub use presence::Gap;
 
 use fs_err::{File, OpenOptions};
 use std::collections::BTreeMap;
@@ -309,6 +311,13 @@ impl Cache {
     /// [`Cache::record`] without its index.
     pub fn record_head(&self, dir: &str) -> Result<Option<InstallRecord<Skipped>>> {
         read_json(&self.versions().join(dir).join(INSTALL_RECORD))
+    }
+
+    /// The files of the install `dir` that are missing or not of their signed size
+    /// (one `stat` each, no hashing; see [`presence`]); empty when it is whole.
+    pub fn gaps(&self, dir: &str, entry: &str) -> Vec<Gap> {
+        let d = self.versions().join(dir);
+        presence::gaps(&d, &d.join(INSTALL_RECORD), entry)
     }
 
     /// Every complete install, by directory name.
