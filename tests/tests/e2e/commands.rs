@@ -168,13 +168,16 @@ fn status_writes_sizes_and_dates_for_people() {
 fn options(sub: &str) -> Vec<String> {
     let out = bootstrap().args([sub, "--help"]).output().expect("help");
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    // An option line starts with its names: `-h, --help`, `--keep <N>  How many...`.
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| {
-            let l = l.trim_start();
-            let l = l.strip_prefix("-").and_then(|l| l.split_once(", ")).map_or(l, |(_, r)| r);
-            l.strip_prefix("--")
-                .map(|o| o.split([' ', '=', '<']).next().unwrap_or_default().to_string())
+        .flat_map(|l| {
+            l.split_whitespace()
+                .map(|w| w.trim_end_matches(','))
+                .take_while(|w| w.starts_with('-'))
+                .filter_map(|w| w.strip_prefix("--"))
+                .map(String::from)
+                .collect::<Vec<_>>()
         })
         .collect()
 }
