@@ -176,7 +176,8 @@ struct Damage {
     name: String,
     version: String,
     variant: String,
-    /// The gaps found, one line each.
+    /// How many files are missing or wrong, and one line per file or gone folder.
+    files: usize,
     gaps: Vec<String>,
     /// Why repairing it in place did not work.
     why: String,
@@ -189,11 +190,11 @@ impl Damage {
             "the installed backend {} ({}) is missing {} and could not be repaired ({}); it was left as it is",
             self.version,
             self.variant,
-            list(&self.gaps),
+            list(self.files, &self.gaps),
             self.why
         );
         match e {
-            Error::Network { detail, .. } => *detail = format!("{detail}; {what}"),
+            Error::Network { detail, .. } => *detail = format!("{what}; {detail}"),
             Error::Usage { message, .. }
             | Error::Integrity { message, .. }
             | Error::NoVariant { message, .. } => *message = format!("{what}: {message}"),
@@ -227,6 +228,7 @@ async fn heal(ctx: &Session<'_>, name: &str) -> Result<Healed> {
                 name: name.to_string(),
                 version: head.as_ref().map(|h| h.version.clone()).unwrap_or_default(),
                 variant: head.map(|h| h.variant).unwrap_or_default(),
+                files: 1,
                 gaps: vec![format!(
                     "{}: cannot be read",
                     peft_manifest::index::INSTALL_INDEX
@@ -240,22 +242,23 @@ async fn heal(ctx: &Session<'_>, name: &str) -> Result<Healed> {
     if gaps.is_empty() {
         return Ok(Healed::Whole);
     }
-    let lines: Vec<String> = gaps.iter().map(|g| g.describe()).collect();
+    let lines = summarize(&cache.versions().join(name), &rec.entry, &gaps);
     let found = inspection(&rec, &gaps);
     let damage = |why: String| Damage {
         name: name.to_string(),
         version: rec.version.clone(),
         variant: rec.variant.clone(),
+        files: gaps.len(),
         gaps: lines.clone(),
         why,
     };
     let (mended, result) = match mend(ctx, &lock, name, &rec, found).await {
         Ok(m) => m,
         Err(e @ (Error::Storage { .. } | Error::DiskFull { .. })) => return Err(e),
-        Err(e) => return Ok(Healed::Not(damage(e.to_string()))),
+        Err(e) => return Ok(Healed::Not(damage(why(&e)))),
     };
     if let Err(e) = result {
-        return Ok(Healed::Not(damage(e.to_string())));
+        return Ok(Healed::Not(damage(why(&e))));
     }
     let mut from: Vec<&str> = mended
         .repaired
@@ -276,7 +279,7 @@ async fn heal(ctx: &Session<'_>, name: &str) -> Result<Healed> {
         "the installed backend {} ({}) was missing {}; repaired from {}{fetched}",
         rec.version,
         rec.variant,
-        list(&lines),
+        list(gaps.len(), &lines),
         from.join(" and "),
     ));
     Ok(Healed::Whole)
@@ -305,12 +308,56 @@ fn inspection(rec: &InstallRecord, gaps: &[Gap]) -> Inspection {
     }
 }
 
-/// `3 files (a: missing, b: missing, c: missing)`, at most five named.
-fn list(lines: &[String]) -> String {
-    let n = lines.len();
+/// Why a repair failed, without the "could not download" the final error has.
+fn why(e: &Error) -> String {
+    match e {
+        Error::Network { detail, .. } => detail.clone(),
+        e => e.to_string(),
+    }
+}
+
+/// One line per gap, the entry first; files under a folder that is gone are one
+/// line for the highest such folder (`peft_engine/_internal/: missing (145 files)`).
+fn summarize(dir: &std::path::Path, entry: &str, gaps: &[Gap]) -> Vec<String> {
+    let mut folders: Vec<(String, usize)> = Vec::new();
+    let mut files = Vec::new();
+    for g in gaps {
+        let gone = g.problem.is_none().then(|| {
+            let parts: Vec<&str> = g.path.split('/').collect();
+            (1..parts.len())
+                .map(|n| parts[..n].join("/"))
+                .find(|p| !dir.join(p).exists())
+        });
+        match gone.flatten() {
+            Some(folder) => match folders.iter_mut().find(|(f, _)| *f == folder) {
+                Some((_, n)) => *n += 1,
+                None => folders.push((folder, 1)),
+            },
+            None if g.path == entry => files.insert(0, g.describe()),
+            None => files.push(g.describe()),
+        }
+    }
+    let folder_lines = folders.into_iter().map(|(f, n)| {
+        format!(
+            "{f}/: missing ({n} file{})",
+            if n == 1 { "" } else { "s" }
+        )
+    });
+    let entry_first = files.first().is_some_and(|f| f.starts_with(entry));
+    let mut out: Vec<String> = Vec::new();
+    if entry_first {
+        out.push(files.remove(0));
+    }
+    out.extend(folder_lines);
+    out.extend(files);
+    out
+}
+
+/// `3 files (a: missing, b/: missing (2 files))`, at most five lines named.
+fn list(n: usize, lines: &[String]) -> String {
     let named: Vec<&str> = lines.iter().take(5).map(String::as_str).collect();
-    let more = if n > 5 {
-        format!(", and {} more", n - 5)
+    let more = if lines.len() > 5 {
+        format!(", and {} more", lines.len() - 5)
     } else {
         String::new()
     };
