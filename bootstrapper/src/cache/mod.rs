@@ -6,6 +6,7 @@
 //! current.json                    which one is current; replaced atomically
 //! pending.json                    an install `update` staged for the next `ensure`
 //! state.json                      per channel: serial and clock floors, announced and retired keys
+//! presence.json                   folder times of installs found whole (the cached `ensure`'s quick check)
 //! downloads/                      partial downloads, resumed by later runs
 //! staging/                        unpacking in progress; never read as an install
 //! lock                            one writer at a time
@@ -314,10 +315,11 @@ impl Cache {
     }
 
     /// The files of the install `dir` that are missing or not of their signed size
-    /// (one `stat` each, no hashing; see [`presence`]); empty when it is whole.
+    /// (no hashing: one `stat` per folder while the folders are unchanged since the
+    /// install was last found whole, else one per file; see [`presence`]); empty
+    /// when it is whole.
     pub fn gaps(&self, dir: &str, entry: &str) -> Vec<Gap> {
-        let d = self.versions().join(dir);
-        presence::gaps(&d, &d.join(INSTALL_RECORD), entry)
+        presence::gaps(&self.root, dir, entry)
     }
 
     /// Every complete install, by directory name.
