@@ -59,7 +59,8 @@ pub fn interrupted(reporter: &dyn Reporter) {
             error::human_bytes(size),
             path.display()
         ),
-        _ => "interrupted: nothing was changed; the installed backend, if any, is as it was".to_string(),
+        _ => "interrupted: nothing was changed; the installed backend, if any, is as it was"
+            .to_string(),
     };
     reporter.warn(message);
 }

@@ -86,7 +86,9 @@ pub fn gaps(root: &Path, name: &str, entry: &str) -> Vec<Gap> {
     let mut snapshot: Snapshot = read_json(&snapshot_path).ok().flatten().unwrap_or_default();
     if let Some(folders) = snapshot.installs.get(name)
         && !folders.is_empty()
-        && folders.iter().all(|(f, t)| mtime(&join(&dir, f)) == Some(*t))
+        && folders
+            .iter()
+            .all(|(f, t)| mtime(&join(&dir, f)) == Some(*t))
     {
         return Vec::new();
     }
@@ -209,7 +211,6 @@ fn join(dir: &Path, rel: &str) -> std::path::PathBuf {
         .fold(dir.to_path_buf(), |p, c| p.join(c))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,10 +277,7 @@ mod tests {
         let found = gaps(t.path(), "1.0.0-x", "e/run");
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!(found[0].describe(), "e/_internal/pkg/a.py: missing");
-        assert_eq!(
-            found[1].describe(),
-            "e/run: 0 bytes, the index says 10"
-        );
+        assert_eq!(found[1].describe(), "e/run: 0 bytes, the index says 10");
         // Whole again, but its folders changed just now: not remembered yet.
         fs_err::create_dir_all(dir.join("e/_internal/pkg")).expect("mkdir");
         fs_err::write(dir.join("e/_internal/pkg/a.py"), "A = 1\n").expect("w");

@@ -337,12 +337,9 @@ fn summarize(dir: &std::path::Path, entry: &str, gaps: &[Gap]) -> Vec<String> {
             None => files.push(g.describe()),
         }
     }
-    let folder_lines = folders.into_iter().map(|(f, n)| {
-        format!(
-            "{f}/: missing ({n} file{})",
-            if n == 1 { "" } else { "s" }
-        )
-    });
+    let folder_lines = folders
+        .into_iter()
+        .map(|(f, n)| format!("{f}/: missing ({n} file{})", if n == 1 { "" } else { "s" }));
     let entry_first = files.first().is_some_and(|f| f.starts_with(entry));
     let mut out: Vec<String> = Vec::new();
     if entry_first {

@@ -126,15 +126,18 @@ pub(super) async fn mend(
     }
     let left = r.left().join(", ");
     if !r.wrong.is_empty() {
-        return Ok((mended, Err(Error::integrity_hint(
-            format!(
-                "{left} of {} ({}) could not be repaired: no source has bytes that match the signed index ({}); nothing was written for them",
-                rec.version,
-                rec.variant,
-                r.wrong.join("; ")
-            ),
-            "the repository, a mirror or the offline folder serves altered files; repair from a trusted source, or remove the version and run `peft-bootstrap ensure`",
-        ))));
+        return Ok((
+            mended,
+            Err(Error::integrity_hint(
+                format!(
+                    "{left} of {} ({}) could not be repaired: no source has bytes that match the signed index ({}); nothing was written for them",
+                    rec.version,
+                    rec.variant,
+                    r.wrong.join("; ")
+                ),
+                "the repository, a mirror or the offline folder serves altered files; repair from a trusted source, or remove the version and run `peft-bootstrap ensure`",
+            )),
+        ));
     }
     let unreached = Error::Network {
         url: ctx

@@ -459,7 +459,11 @@ mod tests {
         let s = three_days
             .format(&time::format_description::well_known::Rfc3339)
             .expect("format");
-        assert!(human_date(&s).ends_with("(3 days ago)"), "{}", human_date(&s));
+        assert!(
+            human_date(&s).ends_with("(3 days ago)"),
+            "{}",
+            human_date(&s)
+        );
         assert_eq!(human_date("not a date"), "not a date");
     }
 }

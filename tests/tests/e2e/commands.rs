@@ -16,7 +16,11 @@ fn two_versions(w: &World, server: &Server) {
     assert_eq!(exit(&w.run("ensure", &server.url(), "cache", &[])), 0);
     let next = w.path("input-1.0.1");
     copy_tree(&w.path("input-1.0.0"), &next);
-    fs_err::write(next.join("peft_engine/_internal/pkg/__init__.py"), "V = 2\n").expect("w");
+    fs_err::write(
+        next.join("peft_engine/_internal/pkg/__init__.py"),
+        "V = 2\n",
+    )
+    .expect("w");
     w.pack_dir("1.0.1", &next, &[]);
     w.publish(&[]);
 }
@@ -135,7 +139,11 @@ fn status_shows_the_staged_install_and_the_refused_ones_with_how_to_allow_them()
     assert_eq!(status(&w)["refused"], serde_json::json!([]));
     let out = w.run("update", &server.url(), "cache", &[]);
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
-    assert!(event(&events(&out), "up_to_date").is_none(), "{:?}", events(&out));
+    assert!(
+        event(&events(&out), "up_to_date").is_none(),
+        "{:?}",
+        events(&out)
+    );
 
     // Allowing what is not refused is a usage error that says what is.
     let out = w.cached(&args, "cache");
@@ -156,7 +164,10 @@ fn status_writes_sizes_and_dates_for_people() {
         .find(|l| l.contains("1.0.0 (linux-x86_64-cpu)") && l.contains("installed"))
         .unwrap_or_else(|| panic!("no install line: {text}"));
     assert!(line.contains(" MB, "), "a size in MB: {line}");
-    assert!(line.contains(" UTC (just now)"), "a date for people: {line}");
+    assert!(
+        line.contains(" UTC (just now)"),
+        "a date for people: {line}"
+    );
     assert!(
         text.lines()
             .any(|l| l.starts_with("Channel stable: manifest serial") && l.contains(" UTC (")),
@@ -187,8 +198,18 @@ fn each_subcommand_help_lists_only_the_options_it_reads() {
     let gc = options("gc");
     assert!(gc.contains(&"keep".to_string()), "{gc:?}");
     assert!(gc.contains(&"cache-dir".to_string()), "{gc:?}");
-    for unused in ["manifest-url", "variant", "channel", "ui-version", "offline-dir", "trusted-key"] {
-        assert!(!gc.contains(&unused.to_string()), "gc --help lists --{unused}: {gc:?}");
+    for unused in [
+        "manifest-url",
+        "variant",
+        "channel",
+        "ui-version",
+        "offline-dir",
+        "trusted-key",
+    ] {
+        assert!(
+            !gc.contains(&unused.to_string()),
+            "gc --help lists --{unused}: {gc:?}"
+        );
     }
     let status = options("status");
     assert!(status.contains(&"cache-dir".to_string()), "{status:?}");
@@ -198,8 +219,18 @@ fn each_subcommand_help_lists_only_the_options_it_reads() {
     assert!(rollback.contains(&"allow".to_string()), "{rollback:?}");
     assert!(!rollback.contains(&"variant".to_string()), "{rollback:?}");
     let ensure = options("ensure");
-    for used in ["manifest-url", "variant", "channel", "cache-dir", "offline-dir", "json"] {
-        assert!(ensure.contains(&used.to_string()), "ensure --help lacks --{used}: {ensure:?}");
+    for used in [
+        "manifest-url",
+        "variant",
+        "channel",
+        "cache-dir",
+        "offline-dir",
+        "json",
+    ] {
+        assert!(
+            ensure.contains(&used.to_string()),
+            "ensure --help lacks --{used}: {ensure:?}"
+        );
     }
     let su = options("self-update");
     assert!(su.contains(&"manifest-url".to_string()), "{su:?}");

@@ -178,7 +178,11 @@ fn when_the_channel_no_longer_lists_the_damaged_release_ensure_installs_its_succ
     // files: 1.0.1 replaces it, and is what `ensure` installs.
     let newer = w.path("input-1.0.1");
     peft_e2e::copy_tree(&input, &newer);
-    fs_err::write(newer.join("peft_engine/_internal/pkg/__init__.py"), "V = 2\n").expect("w");
+    fs_err::write(
+        newer.join("peft_engine/_internal/pkg/__init__.py"),
+        "V = 2\n",
+    )
+    .expect("w");
     w.pack_dir("1.0.1", &newer, &[]);
     w.publish(&["--keep", "1"]);
     let out = w.run("ensure", &server.url(), "cache", &[]);

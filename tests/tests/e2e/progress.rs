@@ -76,7 +76,14 @@ fn a_fresh_download_resumed_from_stays_zero_when_the_server_cuts_it() {
     assert!(downloads.len() >= 2, "{evs:?}");
     // Reconnecting after a cut that delivered bytes waits for nothing: no retry
     // event, the bar keeps moving.
-    assert!(server.log().iter().filter(|l| l.range_start.is_some()).count() >= 2);
+    assert!(
+        server
+            .log()
+            .iter()
+            .filter(|l| l.range_start.is_some())
+            .count()
+            >= 2
+    );
 }
 
 #[test]

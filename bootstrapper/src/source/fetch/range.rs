@@ -18,8 +18,8 @@ use url::Url;
 
 use super::{Fetcher, content_range_start};
 use crate::error::{Error, Result};
-use crate::source::client;
 use crate::report::Reporter;
+use crate::source::client;
 use crate::source::retry::{self, Stop, retryable};
 
 use super::{SERVER_ERROR, UNREACHABLE};
