@@ -219,9 +219,8 @@ mod tests {
     /// Sets a folder's (or file's) modification time to an hour ago.
     fn age(p: &Path) {
         let hour_ago = SystemTime::now() - Duration::from_secs(3600);
-        std::fs::File::open(p)
-            .and_then(|f| f.set_modified(hour_ago))
-            .expect("set mtime");
+        let f = fs_err::File::open(p).expect("open");
+        f.file().set_modified(hour_ago).expect("set mtime");
     }
 
     fn install(root: &Path) -> std::path::PathBuf {

@@ -135,10 +135,10 @@ impl HumanReporter {
         }
         let resumed = resumed_from.unwrap_or(0);
         // A download that starts over (the server ignored the range) is a new bar.
-        if slot.as_ref().is_some_and(|b| b.resumed != resumed) {
-            if let Some(b) = slot.take() {
-                b.bar.finish_and_clear();
-            }
+        if slot.as_ref().is_some_and(|b| b.resumed != resumed)
+            && let Some(b) = slot.take()
+        {
+            b.bar.finish_and_clear();
         }
         if slot.is_none() {
             let label = Self::phase_label(phase);
