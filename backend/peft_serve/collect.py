@@ -1,0 +1,43 @@
+"""Build step: which modules must a bundle hold? (run by backend/build-bundle in the build venv)
+
+    python -m peft_serve.collect PACKAGE... [--app MODULE:ATTR]
+
+Walks every given top-level package (or plain module) on ``sys.path`` and imports
+each of its modules, so modules loaded lazily or by an ``importlib`` string are found
+too. Prints one JSON object: ``modules`` (those that import here: the frozen bundle
+must import every one of them, its ``--self-check`` proves it), ``skipped`` (those
+that fail to import even here, with the error: usually an optional integration whose
+library the app's requirements do not install; the bundle cannot do better than its
+venv) and ``distributions`` (every installed distribution, for their metadata).
+"""
+
+import argparse
+import importlib.metadata
+import json
+import os
+import sys
+
+from .cli import import_all, walk_modules
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="peft_serve.collect")
+    parser.add_argument("packages", nargs="+")
+    args = parser.parse_args(argv)
+    # Modules may write to stdout when imported: keep our one JSON line apart.
+    real_stdout = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    modules = walk_modules(args.packages)
+    failed = import_all(modules)
+    bad = {m["module"] for m in failed}
+    dists = sorted({(d.metadata["Name"] or "") for d in importlib.metadata.distributions()} - {""}, key=str.lower)
+    out = json.dumps({"modules": [m for m in modules if m not in bad], "skipped": failed, "distributions": dists})
+    os.write(real_stdout, (out + "\n").encode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.stdout.flush()
+    code = main()
+    os._exit(code)  # modules imported above may have started threads; do not wait for them
