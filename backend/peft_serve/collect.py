@@ -8,7 +8,11 @@ too. Prints one JSON object: ``modules`` (those that import here: the frozen bun
 must import every one of them, its ``--self-check`` proves it), ``skipped`` (those
 that fail to import even here, with the error: usually an optional integration whose
 library the app's requirements do not install; the bundle cannot do better than its
-venv) and ``distributions`` (every installed distribution, for their metadata).
+venv), ``loaded`` (every module with a file that importing them loaded, the app's
+dependencies included: PyInstaller follows import statements, not modules that a
+C extension or an ``importlib`` call loads, e.g. the ``<hash>__mypyc`` helper module
+of mypyc-compiled wheels such as tomli) and ``distributions`` (every installed
+distribution, for their metadata).
 """
 
 import argparse
@@ -31,10 +35,18 @@ def main(argv=None):
     modules = walk_modules(args.packages)
     failed = import_all(modules)
     bad = {m["module"] for m in failed}
+    loaded = sorted(name for name, module in list(sys.modules.items())
+                    if name != "__main__" and _has_file(module))
     dists = sorted({(d.metadata["Name"] or "") for d in importlib.metadata.distributions()} - {""}, key=str.lower)
-    out = json.dumps({"modules": [m for m in modules if m not in bad], "skipped": failed, "distributions": dists})
+    out = json.dumps({"modules": [m for m in modules if m not in bad], "skipped": failed, "loaded": loaded,
+                      "distributions": dists})
     os.write(real_stdout, (out + "\n").encode())
     return 0
+
+
+def _has_file(module):
+    spec = getattr(module, "__spec__", None)
+    return spec is not None and spec.origin not in (None, "built-in", "frozen") and spec.has_location
 
 
 if __name__ == "__main__":

@@ -252,4 +252,5 @@ def test_collect_finds_modules_loaded_only_by_name():
                           env=env, timeout=60)
     found = json.loads(proc.stdout)
     assert "plainapp.plugins.by_name" in found["modules"] and found["skipped"] == []
+    assert "plainapp.plugins.by_name" in found["loaded"] and "json" in found["loaded"]
     assert "fastapi" in found["distributions"]
