@@ -110,3 +110,59 @@ test('a FastAPI app from PyPI: frozen, delivered, launched; HTTP and WebSocket n
     fs.rmSync(root, { recursive: true, force: true });
   }
 });
+
+// The larger app, by hand (not in CI): chainlit, a FastAPI server of 63 importable modules
+// (13 optional integrations skipped) plus socket.io, MCP and more beneath it; its
+// WebSocket is socket.io's. Build it, then run this file with the folder set:
+//   backend/build-bundle --variant linux-x86_64-cpu --out target/bundles/app-chainlit \
+//     --asgi chainlit.server:app --requirements tests/apps/chainlit/requirements.txt
+//   PEFT_TEST_CHAINLIT_BUNDLE_DIR=target/bundles/app-chainlit node --test electron/test/apps.test.js
+const CHAINLIT = process.env.PEFT_TEST_CHAINLIT_BUNDLE_DIR;
+test('a larger FastAPI app from PyPI (chainlit): delivered, launched, socket.io WebSocket with the token', { timeout: 300000 }, async (t) => {
+  if (!CHAINLIT) { t.skip('set PEFT_TEST_CHAINLIT_BUNDLE_DIR to run it (see docs/BACKEND.md)'); return; }
+  if (!need(t, 'bootstrap', 'release')) return;
+  const root = tmp('peft-chainlit-');
+  const bundle = path.resolve(CHAINLIT);
+  const repo = new Repo(root).pack('1.0.0', bundle, `chainlit/chainlit${paths.EXE}`).publish();
+  const srv = await serve(repo.dir);
+  const appRoot = path.join(root, 'chainlit-root'); // chainlit writes .chainlit/ there, not into the install
+  fs.mkdirSync(appRoot);
+  const t0 = Date.now();
+  const h = headless({ ...prodEnv({ manifest: srv.manifest, pub: repo.pub, cache: path.join(root, 'cache'), app: path.join(root, 'app') }),
+    CHAINLIT_APP_ROOT: appRoot });
+  try {
+    const ready = await h.waitFor((e) => e.event === 'ready', 240000);
+    const tReady = Date.now();
+    const { url, token } = await h.waitFor((e) => e.event === 'engine' && e.state === 'running', 120000);
+    const tRunning = Date.now();
+    t.diagnostic(`launch to ready (ensure: download, verify, install) ${tReady - t0} ms; ready to engine running ${tRunning - tReady} ms; `
+      + `install ${ready.dir}`);
+    let r = await call(`${url}/auth/config`, { token });
+    assert.equal(r.status, 200, r.text);
+    assert.ok('requireLogin' in r.json, r.text);
+    r = await call(`${url}/project/translations?language=en-US`, { token });
+    assert.equal(r.status, 200, r.text);
+    assert.ok(r.json.translation, 'translations');
+    r = await call(`${url}/`, { token });
+    assert.equal(r.status, 200);
+    assert.match(r.text, /<html/i);
+    for (const p of ['/auth/config', '/project/translations?language=en-US', '/']) {
+      assert.equal((await call(url + p)).status, 401, p);
+    }
+    const sio = `${url.replace('http:', 'ws:')}/ws/socket.io/?EIO=4&transport=websocket`;
+    const c = await ws.connect(sio, { protocols: [`peft-token.${token}`] });
+    assert.equal(c.status, 101);
+    const open = await c.next();
+    assert.match(open, /^0\{.*"sid"/, 'engine.io open packet');
+    c.close();
+    for (const opts of [{}, { protocols: ['peft-token.nope'] }, { protocols: [`peft-token.${token}`], headers: { Origin: 'https://evil.example' } }]) {
+      const refused = await ws.connect(sio, opts);
+      assert.ok([401, 403].includes(refused.status), String(refused.status));
+    }
+  } finally {
+    const { code } = await h.stop();
+    await srv.close();
+    assert.equal(code, 0, h.stderr.slice(-2000));
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
