@@ -66,7 +66,8 @@ test('a FastAPI app from PyPI: frozen, delivered, launched; HTTP and WebSocket n
     assert.equal(r.status, 200, r.text);
     r = await call(`${url}/get_game_state`, { token });
     assert.equal(r.status, 200, r.text);
-    assert.equal(r.json.players.length, 2);
+    assert.equal(r.json.public_info.players.length, 2, r.text);
+    assert.equal(r.json.public_info.phase, 'PREFLOP');
     r = await call(`${url}/rooms/room-1`, { token });
     assert.equal(r.status, 200);
     assert.equal(r.json.player_count, 2);
