@@ -16,7 +16,7 @@ function connect(url, { protocols = [], headers = {}, timeoutMs = 10000 } = {}) 
   const key = crypto.randomBytes(16).toString('base64');
   return new Promise((resolve, reject) => {
     const req = http.request({
-      host: u.hostname, port: u.port, path: u.pathname + u.search, timeout: timeoutMs,
+      host: u.hostname, port: u.port, path: u.pathname + u.search, timeout: timeoutMs, agent: false, // never a kept-alive socket
       headers: {
         Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': key,
         ...(protocols.length ? { 'Sec-WebSocket-Protocol': protocols.join(', ') } : {}), ...headers,
