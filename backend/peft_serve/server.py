@@ -33,7 +33,7 @@ from .access import guard
 from .health import HealthFallback
 
 GRACEFUL_SHUTDOWN_S = 0.4  # ~0.1 s to notice + this + lifespan: well under 1 s
-HARD_EXIT_S = 0.9  # after the signal, whatever the app's shutdown still does
+HARD_EXIT_S = 0.8  # after the signal, whatever the app's shutdown still does
 
 LOG_CONFIG = {
     "version": 1,

@@ -254,3 +254,13 @@ def test_collect_finds_modules_loaded_only_by_name():
     assert "plainapp.plugins.by_name" in found["modules"] and found["skipped"] == []
     assert "plainapp.plugins.by_name" in found["loaded"] and "json" in found["loaded"]
     assert "fastapi" in found["distributions"]
+
+
+def test_sigterm_exits_within_one_second_even_when_the_apps_shutdown_hangs():
+    engine = Engine(SERVE + ["plainapp.main:slow_shutdown_app", "--app-dir", str(FIXTURE)], engine_env(PYTHONPATH=BACKEND))
+    try:
+        assert httpx.get(engine.url + "/echo", timeout=10).status_code == 200
+        elapsed, status, _ = engine.stop(signal.SIGTERM)
+        assert status == 0 and elapsed < 1.0, elapsed
+    finally:
+        engine.close()

@@ -198,3 +198,17 @@ def test_build_bundle_app_flags_are_checked(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         bb.main(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_build_bundle_fails_naming_the_module_the_frozen_self_check_misses(tmp_path):
+    bb = load_build_bundle()
+    exe = tmp_path / "app"
+    exe.write_text('#!/bin/sh\necho \'{"event":"self-check","ok":false,"checked":3,"missing":'
+                   '[{"module":"myapp.plugins.pdf","error":"ModuleNotFoundError: No module named \\u0027fitz\\u0027"}]}\'\n'
+                   'exit 1\n')
+    exe.chmod(0o755)
+    with pytest.raises(bb.BuildError) as exc:
+        bb.check_bundle(str(exe), {"name": "myapp", "app": "myapp.main:app", "profile": "app", "version": "1",
+                                   "variant": "linux-x86_64-cpu"}, "cpu", False)
+    assert "myapp.plugins.pdf (ModuleNotFoundError: No module named 'fitz')" in str(exc.value)
+    assert "--collect" in str(exc.value)
