@@ -17,6 +17,7 @@ failed or the app cannot be loaded, 2 bad usage, 3 cannot listen.
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -24,15 +25,33 @@ import sys
 from . import __version__
 from .buildinfo import BUILD_INFO, baked_modules
 
-# Loaded by name at run time by uvicorn and anyio; a bundle without them starts and
-# then fails on the first connection, so --self-check imports them too.
+# Loaded by name at run time by uvicorn (and anyio, and the WebSocket libraries when the
+# app installs them); a bundle without them starts and then fails on the first
+# connection, so --self-check imports them too.
 RUNTIME_MODULES = (
     "uvicorn", "uvicorn.logging", "uvicorn.loops.auto", "uvicorn.loops.asyncio",
     "uvicorn.protocols.http.auto", "uvicorn.protocols.http.h11_impl",
-    "uvicorn.protocols.websockets.auto", "uvicorn.lifespan.on", "uvicorn.lifespan.off",
-    "anyio._backends._asyncio", "h11",
+    "uvicorn.protocols.websockets.auto", "uvicorn.lifespan.on", "uvicorn.lifespan.off", "h11",
     "peft_serve.access", "peft_serve.health", "peft_serve.lifeline", "peft_serve.server", "peft_serve.probe",
 )
+OPTIONAL_RUNTIME_MODULES = {  # installed package -> modules then needed at run time
+    "anyio": ("anyio._backends._asyncio",),
+    "websockets": ("websockets", "uvicorn.protocols.websockets.websockets_impl"),
+    "wsproto": ("wsproto", "uvicorn.protocols.websockets.wsproto_impl"),
+}
+
+
+def runtime_modules():
+    """RUNTIME_MODULES plus those of OPTIONAL_RUNTIME_MODULES whose package is installed here."""
+    found = list(RUNTIME_MODULES)
+    for package, modules in OPTIONAL_RUNTIME_MODULES.items():
+        try:
+            present = importlib.util.find_spec(package) is not None
+        except (ImportError, ValueError):
+            present = False
+        if present:
+            found += modules
+    return found
 
 
 class AppError(Exception):
@@ -115,7 +134,7 @@ def self_check(target, factory=False):
     modules = baked_modules()
     if modules is None:
         top = (target or "").partition(":")[0].split(".")[0]
-        modules = list(RUNTIME_MODULES) + (walk_modules([top]) if top else [])
+        modules = runtime_modules() + (walk_modules([top]) if top else [])
     missing = import_all(modules)
     if target:
         try:

@@ -3,7 +3,7 @@
     python -m peft_serve.collect PACKAGE... [--app MODULE:ATTR]
 
 Walks every given top-level package (or plain module) on ``sys.path`` and imports
-each of its modules, so modules loaded lazily or by an ``importlib`` string are found
+each of its modules (and the run-time modules uvicorn loads by name, cli.runtime_modules), so modules loaded lazily or by an ``importlib`` string are found
 too. Prints one JSON object: ``modules`` (those that import here: the frozen bundle
 must import every one of them, its ``--self-check`` proves it), ``skipped`` (those
 that fail to import even here, with the error: usually an optional integration whose
@@ -21,7 +21,7 @@ import json
 import os
 import sys
 
-from .cli import import_all, walk_modules
+from .cli import import_all, runtime_modules, walk_modules
 
 
 def main(argv=None):
@@ -32,7 +32,7 @@ def main(argv=None):
     real_stdout = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    modules = walk_modules(args.packages)
+    modules = sorted(set(walk_modules(args.packages)) | set(runtime_modules()))
     failed = import_all(modules)
     bad = {m["module"] for m in failed}
     loaded = sorted(name for name, module in list(sys.modules.items())

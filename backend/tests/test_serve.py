@@ -264,3 +264,26 @@ def test_sigterm_exits_within_one_second_even_when_the_apps_shutdown_hangs():
         assert status == 0 and elapsed < 1.0, elapsed
     finally:
         engine.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="kill -9 of a launcher is a POSIX test")
+def test_an_unknown_app_exits_within_2s_of_its_launchers_kill_9():
+    import time
+
+    from test_lifeline import LAUNCHER, alive
+    from conftest import wait_for
+
+    cmd = SERVE + ["plainapp.main:app", "--app-dir", str(FIXTURE)]
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, "fd+pid"] + cmd, stdout=subprocess.PIPE, text=True,
+                                env=engine_env(PYTHONPATH=BACKEND, PEFT_ENGINE_TOKEN="t"))
+    info = json.loads(launcher.stdout.readline())
+    try:
+        assert httpx.get(f"http://127.0.0.1:{info['port']}/health", timeout=10).status_code == 200
+        t = time.monotonic()
+        launcher.kill()
+        launcher.wait()
+        wait_for(lambda: not alive(info["pid"]), 2.0, what="the served app to exit")
+        assert time.monotonic() - t < 2.0
+    finally:
+        if alive(info["pid"]):
+            os.kill(info["pid"], signal.SIGKILL)
