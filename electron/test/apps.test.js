@@ -112,8 +112,8 @@ test('a FastAPI app from PyPI: frozen, delivered, launched; HTTP and WebSocket n
   }
 });
 
-// The larger app, by hand (not in CI): chainlit, a FastAPI server of 63 importable modules
-// (13 optional integrations skipped) plus socket.io, MCP and more beneath it; its
+// The larger app, by hand (not in CI): chainlit, a FastAPI server (53 of its modules import,
+// 13 optional integrations are skipped) plus socket.io, MCP and more beneath it; its
 // WebSocket is socket.io's. Build it, then run this file with the folder set:
 //   backend/build-bundle --variant linux-x86_64-cpu --out target/bundles/app-chainlit \
 //     --asgi chainlit.server:app --requirements tests/apps/chainlit/requirements.txt
