@@ -20,6 +20,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -35,11 +36,28 @@ from .health import HealthFallback
 GRACEFUL_SHUTDOWN_S = 0.4  # ~0.1 s to notice + this + lifespan: well under 1 s
 HARD_EXIT_S = 0.8  # after the signal, whatever the app's shutdown still does
 
+class RedactToken(logging.Filter):
+    """Hide the value of a ``peft_token`` query parameter in log lines (uvicorn logs every
+    WebSocket handshake's path with its query string; the log is a file on disk)."""
+
+    PATTERN = re.compile(r"(peft_token=)[^&\s\"']*")
+
+    def filter(self, record):
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(self.PATTERN.sub(r"\1***", a) if isinstance(a, str) else a for a in args)
+        if isinstance(record.msg, str) and "peft_token=" in record.msg:
+            record.msg = self.PATTERN.sub(r"\1***", record.msg)
+        return True
+
+
 LOG_CONFIG = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+    "filters": {"redact": {"()": RedactToken}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr",
+                            "filters": ["redact"]}},
     "loggers": {
         "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         "uvicorn.error": {"level": "INFO"},

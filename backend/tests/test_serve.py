@@ -287,3 +287,13 @@ def test_an_unknown_app_exits_within_2s_of_its_launchers_kill_9():
     finally:
         if alive(info["pid"]):
             os.kill(info["pid"], signal.SIGKILL)
+
+
+def test_a_query_token_never_reaches_the_log():
+    import logging
+
+    from peft_serve.server import RedactToken
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, '%s - "WebSocket %s" [accepted]',
+                               ("127.0.0.1:5", "/ws?a=1&peft_token=s3cret&b=2"), None)
+    assert RedactToken().filter(record)
+    assert record.getMessage() == '127.0.0.1:5 - "WebSocket /ws?a=1&peft_token=***&b=2" [accepted]'
