@@ -1,6 +1,6 @@
 //! `peft-bootstrap`: detects the hardware, fetches the matching signed PEFT Studio
 //! backend, verifies it, installs it atomically into its cache and hands its path
-//! to the UI (CONTRACT §4–5).
+//! to the UI (docs/CONTRACT.md §4–5).
 //!
 //! The decisions live in the pure `peft-manifest` crate; this crate is the I/O around
 //! them, in layers that import only downward (docs/BOOTSTRAPPER.md has the table):
@@ -29,7 +29,7 @@ mod version;
 
 pub use cli::{Cli, Command};
 pub use commands::{Next, Session, Settings, default_cache_dir, run};
-pub use error::{Error, Result};
+pub use error::{Error, Reason, Result};
 pub use report::{Event, Reporter, reporter};
 pub use self_update::reexec;
 pub use version::VERSION;

@@ -197,7 +197,8 @@ impl Damage {
             Error::Network { detail, .. } => *detail = format!("{what}; {detail}"),
             Error::Usage { message, .. }
             | Error::Integrity { message, .. }
-            | Error::NoVariant { message, .. } => *message = format!("{what}: {message}"),
+            | Error::NoVariant { message, .. }
+            | Error::Reasoned { message, .. } => *message = format!("{what}: {message}"),
             _ => {}
         }
     }

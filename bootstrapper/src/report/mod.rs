@@ -1,7 +1,7 @@
 //! What the bootstrapper tells its caller while it works.
 //!
 //! With `--json`, stdout carries one JSON object per line and nothing else; that is
-//! the wire format Electron reads (CONTRACT §4). Every object has an `event` field:
+//! the wire format Electron reads (docs/CONTRACT.md §4). Every object has an `event` field:
 //!
 //! | event | fields |
 //! | --- | --- |
@@ -12,7 +12,7 @@
 //! | `retry` | `attempt` (the one about to be made), `max_attempts`, `wait_ms`, `reason` (`unreachable`, `server_error`, `not_found`), `message`: sent before each wait between attempts |
 //! | `warning` | `message` |
 //! | `ready` | `version`, `variant`, `dir`, `executable`, `source` (`cache`, `network`, `offline`), `env` (variables to start the engine with, e.g. a narrowed `CUDA_VISIBLE_DEVICES`; `{}` when none) |
-//! | `error` | `code`, `message`, `exit_code`, `hint` |
+//! | `error` | `code`, `reason` (finer and stable, see [`crate::error::Reason`] and docs/BOOTSTRAPPER.md), `message`, `exit_code`, `hint` |
 //! | `update_available` | `version`, `variant`, `bytes` to download, `from` (the delta's base, or null for the full archive) |
 //! | `up_to_date` | `version`, `variant` |
 //! | `staged` | `version`, `variant`, `bytes` downloaded, `from`: ready for the next `ensure` |

@@ -11,6 +11,7 @@ mod heal;
 mod offline;
 mod progress;
 mod proxy;
+mod reasons;
 mod refusals;
 mod release;
 mod repair;
