@@ -215,3 +215,26 @@ fn an_install_whose_index_is_gone_is_installed_again_in_its_place() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn gc_removes_a_damaged_install_a_stopped_run_left_set_aside() {
+    let w = World::new();
+    let server = Server::start(&w.repo());
+    let (input, dir) = installed(&w, &server);
+    let aside = w.path("cache/damaged-1.0.0-linux-x86_64-cpu");
+    fs_err::create_dir_all(aside.join("peft_engine")).expect("mkdir");
+    fs_err::write(aside.join("peft_engine/x"), b"left").expect("write");
+    let out = w.cached(&["gc", "--json"], "cache");
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    let removed = event(&events(&out), "collected")
+        .cloned()
+        .expect("collected");
+    assert!(
+        removed["removed"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|n| n == "damaged-1.0.0-linux-x86_64-cpu")),
+        "{removed}"
+    );
+    assert!(!aside.exists());
+    assert_installed_equals(&dir, &input);
+}
