@@ -139,6 +139,13 @@ impl HumanReporter {
             && let Some(b) = slot.take()
         {
             b.bar.finish_and_clear();
+            if resumed == 0 {
+                eprintln!(
+                    "The server did not resume at {}: {} from the start",
+                    human_bytes(b.resumed),
+                    Self::phase_label(phase).to_lowercase()
+                );
+            }
         }
         if slot.is_none() {
             let label = Self::phase_label(phase);
@@ -212,10 +219,13 @@ pub(crate) fn human_date(rfc3339: &str) -> String {
     )
 }
 
-/// `0.4 s`, `8.1 s`, `25 s`, `3 min 20 s`, `2 h 05 min`.
+/// `0.42 s`, `8.1 s`, `25 s`, `3 min 20 s`, `2 h 05 min`.
 pub(crate) fn human_duration(secs: f64) -> String {
     if !secs.is_finite() || secs < 0.0 {
         return "?".into();
+    }
+    if secs < 1.0 {
+        return format!("{secs:.2} s");
     }
     if secs < 10.0 {
         return format!("{secs:.1} s");
@@ -446,7 +456,7 @@ mod tests {
 
     #[test]
     fn durations_and_dates_read_like_a_person_writes_them() {
-        assert_eq!(human_duration(0.42), "0.4 s");
+        assert_eq!(human_duration(0.42), "0.42 s");
         assert_eq!(human_duration(8.14), "8.1 s");
         assert_eq!(human_duration(25.4), "25 s");
         assert_eq!(human_duration(200.0), "3 min 20 s");
