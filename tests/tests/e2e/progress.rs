@@ -259,3 +259,43 @@ fn ctrl_c_during_a_download_says_the_partial_download_is_kept_and_the_next_run_r
     );
     assert_installed_equals(&ready_dir(&evs), &input);
 }
+
+#[test]
+fn a_server_that_ignores_the_resume_says_so_and_resumed_from_falls_to_zero() {
+    let w = World::new();
+    let input = w.pack("1.0.0", 13, 2 * MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    server.faults(|f| f.ignore_range = true);
+    w.seed_partial("cache", MIB);
+    let out = w.run("ensure", &server.url(), "cache", &[]);
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    let evs = events(&out);
+    let downloads = progress(&evs, "download");
+    assert_eq!(downloads[0]["resumed_from"], MIB as u64, "{downloads:?}");
+    let last = downloads.last().expect("progress");
+    assert_eq!(last["resumed_from"], 0, "started over: {last}");
+    assert_eq!(last["done"], last["total"]);
+    assert_installed_equals(&ready_dir(&evs), &input);
+    // For people, the same run says it did not resume.
+    fs_err::remove_dir_all(w.path("cache")).expect("rm cache");
+    w.seed_partial("cache", MIB);
+    let out = peft_e2e::bootstrap()
+        .args([
+            "ensure",
+            "--manifest-url",
+            &server.url(),
+            "--trusted-key",
+            &w.s("keys/release.pub"),
+            "--cache-dir",
+            &w.s("cache"),
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("The server did not resume at 1.0 MB"),
+        "{}",
+        stderr(&out)
+    );
+}
