@@ -362,7 +362,7 @@ impl Reporter for HumanReporter {
                         "peft-bootstrap {version} is available (this is {from}); run `peft-bootstrap self-update`"
                     ),
                     SelfUpdateStatus::NotOffered => format!(
-                        "peft-bootstrap {version}: the channel offers no newer build for this platform, so there is nothing to update to (a new PEFT Studio release replaces it)"
+                        "peft-bootstrap {version}: the channel lists no build of peft-bootstrap for this platform, so there is nothing to update to (a new PEFT Studio release brings a newer one)"
                     ),
                     SelfUpdateStatus::Updated => format!(
                         "peft-bootstrap updated from {from} to {version} ({})",
