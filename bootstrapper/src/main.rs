@@ -34,7 +34,6 @@ fn main() -> ExitCode {
     };
     match run(cli, reporter.as_ref()) {
         Ok(Next::Exit) => ExitCode::SUCCESS,
-        Ok(Next::Interrupted) => ExitCode::from(peft_bootstrap::INTERRUPTED),
         // The command replaced this binary first (min_bootstrapper): run it again.
         Ok(Next::Reexec { exe, otherwise }) => match peft_bootstrap::reexec(&exe) {
             Some(code) => ExitCode::from(code),
@@ -50,16 +49,33 @@ fn run(cli: Cli, reporter: &dyn Reporter) -> Result<Next, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(async {
-        tokio::select! {
-            r = peft_bootstrap::run(cli.command, &session) => r,
-            // The command is dropped at an await: what was downloaded stays on disk.
-            Ok(()) = tokio::signal::ctrl_c() => {
-                peft_bootstrap::interrupted(reporter);
-                Ok(Next::Interrupted)
+    watch_interrupt(cli.json);
+    rt.block_on(peft_bootstrap::run(cli.command, &session))
+}
+
+/// Ctrl-C (SIGINT) ends the process with exit 130 after saying what was kept, even
+/// while the command is busy without yielding (unpacking, hashing, waiting for the
+/// lock). Nothing needs undoing: every byte downloaded is already in the partial
+/// file, the OS releases the lock, the next run removes an unfinished unpack, and
+/// `current.json` only ever changes by an atomic rename.
+fn watch_interrupt(json: bool) {
+    let spawned = std::thread::Builder::new()
+        .name("ctrl-c".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
+                peft_bootstrap::interrupted(peft_bootstrap::reporter(json).as_ref());
+                std::process::exit(i32::from(peft_bootstrap::INTERRUPTED));
             }
-        }
-    })
+        });
+    if let Err(e) = spawned {
+        tracing::debug!("no Ctrl-C handler: {e}");
+    }
 }
 
 /// A command line clap refused (exit 2; 0 for `--help` and `--version`). clap could

@@ -43,8 +43,6 @@ pub enum Next {
     /// `min_bootstrapper`): run `exe` with the same arguments; if that cannot be
     /// done, end with `otherwise`.
     Reexec { exe: PathBuf, otherwise: Error },
-    /// Stopped by Ctrl-C (exit [`crate::INTERRUPTED`]).
-    Interrupted,
 }
 
 /// Runs one parsed command.

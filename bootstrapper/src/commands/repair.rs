@@ -168,7 +168,7 @@ async fn network(
     let m = match ctx.manifest(root, lock, false).await {
         Ok(Ok(m)) => m,
         Ok(Err(Next::Reexec { otherwise, .. })) => return Err(otherwise),
-        Ok(Err(Next::Exit | Next::Interrupted)) => return Ok(0),
+        Ok(Err(Next::Exit)) => return Ok(0),
         Err(e @ Error::Network { .. }) => {
             unreachable.push(e.to_string());
             return Ok(0);

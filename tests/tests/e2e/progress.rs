@@ -299,3 +299,57 @@ fn a_server_that_ignores_the_resume_says_so_and_resumed_from_falls_to_zero() {
         stderr(&out)
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_while_waiting_for_another_instance_ends_at_once() {
+    let w = World::new();
+    w.pack("1.0.0", 14, 4 * MIB);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    server.faults(|f| f.stall_after = Some(MIB as u64));
+    // The first holds the lock, stalled mid-download.
+    let mut first = w
+        .command("ensure", &server.url(), "cache", &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    while partial_len(&w) < MIB as u64 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no download");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The second waits for the lock (a blocking wait), and is interrupted there.
+    let second = w
+        .command("ensure", &server.url(), "cache", &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1500));
+    let asked = Instant::now();
+    interrupt(&second);
+    let out = second.wait_with_output().expect("wait");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "ended {:?} after Ctrl-C",
+        asked.elapsed()
+    );
+    assert_eq!(exit(&out), 130, "{}", stderr(&out));
+    let said: Vec<String> = events(&out)
+        .iter()
+        .filter(|e| e["event"] == "warning")
+        .filter_map(|e| e["message"].as_str().map(String::from))
+        .collect();
+    assert!(
+        said.iter().any(|m| m.contains("waiting for another")),
+        "it was waiting: {said:?}"
+    );
+    assert!(
+        said.iter().any(|m| m.starts_with("interrupted")),
+        "{said:?}"
+    );
+    let _ = first.kill();
+    let _ = first.wait();
+}
