@@ -9,6 +9,8 @@
 
 const { app, BrowserWindow, ipcMain, dialog, shell } = require('electron');
 const path = require('node:path');
+const { session } = require('electron');
+const { setupRendererBridge, readReleaseConfig, engineOriginsEnv } = require('./lib/renderer-bridge');
 const { Launcher } = require('./lib/launcher');
 const { JobObject } = require('./lib/winjob');
 const { findBundlesFolder } = require('./lib/offline');
@@ -110,3 +112,27 @@ app.whenReady().then(() => {
 
 app.on('before-quit', (e) => { if (!quitting && win) { e.preventDefault(); win.close(); } });
 app.on('window-all-closed', () => { if (quitting) app.quit(); });
+
+// The app's renderer (docs/CONTRACT.md §10): getBackendStatus/restartBackend, the
+// backend-status event, the legacy origin, and the engine's PEFT_ALLOWED_ORIGINS, all
+// from release.json beside the bootstrapper (production; in development the
+// PEFT_LEGACY_ORIGIN / PEFT_UI_URL variables alone). This second whenReady handler runs right after the one above has made the launcher, and
+// before the launcher's first event or engine start (both wait on later jobs).
+app.whenReady().then(() => {
+  let config = {};
+  let problem = null;
+  try {
+    if (production) config = readReleaseConfig(path.join(path.dirname(paths.bootstrapperPath(process.env, process.resourcesPath)), 'release.json'));
+  } catch (err) { problem = err; }
+  launcher.env = { ...launcher.env, ...engineOriginsEnv({ env: process.env, config }) };
+  const broadcast = (channel, payload, isAppPage) => {
+    for (const w of BrowserWindow.getAllWindows()) if (!w.isDestroyed() && isAppPage(w.webContents.getURL())) w.webContents.send(channel, payload);
+  };
+  try {
+    if (problem) throw problem;
+    setupRendererBridge({ launcher, ipcMain, session: session.defaultSession, env: process.env, config, broadcast });
+  } catch (err) { // a bad release.json or legacy_origin: said in the window; the status channels still answer
+    send({ event: 'error', code: 'usage', reason: 'config_invalid', exit_code: 2, message: err.message, launcher: true });
+    setupRendererBridge({ launcher, ipcMain, session: session.defaultSession, env: {}, config: {}, broadcast });
+  }
+});

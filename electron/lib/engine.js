@@ -92,7 +92,8 @@ async function startEngine({ command, args = [], env = process.env, cwd, log, bo
     throw new EngineStartError(reason, message + tail, { pid: child.pid, exit: engine.exit });
   };
   const timeLeft = () => bootTimeoutMs - (Date.now() - t0);
-  const timer = (ms) => new Promise((r) => setTimeout(() => r('timeout'), Math.max(0, ms)));
+  // unref: a boot that finished early must not keep the process alive until the timeout
+  const timer = (ms) => new Promise((r) => { const h = setTimeout(() => r('timeout'), Math.max(0, ms)); h.unref(); });
 
   const first = await Promise.race([gotListening, engine.exited.then(() => 'exited'), timer(timeLeft())]);
   if (first === 'exited') {
