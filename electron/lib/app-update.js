@@ -272,6 +272,24 @@ async function fetchReleases(manifestUrl, fetchImpl = globalThis.fetch) {
   return Array.isArray(m.releases) ? m.releases : [];
 }
 
+/**
+ * Fetch and stage the engine a new UI needs, before that UI is installed:
+ * `peft-bootstrap update --ui-version NEW --json` (signature-checked like every
+ * install). Resolves { ok, version, message }: ok when an engine serving NEW is
+ * staged, or the installed one already serves it (up_to_date).
+ */
+async function stageEngine({ bin, uiVersion, env = process.env, args = [], onEvent = () => {}, onStderr = () => {} }) {
+  const { runBootstrap } = require('./bootstrap');
+  const run = runBootstrap(bin, ['update', '--ui-version', uiVersion, ...args], { env, onEvent, onStderr });
+  const result = await run.done;
+  const staged = result.events.find((e) => e.event === 'staged');
+  const upToDate = result.events.find((e) => e.event === 'up_to_date');
+  if (result.code === 0 && (staged || upToDate)) return { ok: true, version: (staged || upToDate).version, staged: Boolean(staged) };
+  const err = result.events.find((e) => e.event === 'error');
+  return { ok: false, exit_code: result.code, message: err ? err.message : (result.error && result.error.message) || `update exited with status ${result.code}` };
+}
+
 module.exports = {
+  stageEngine,
   readReleaseConfig, appFeedUrl, parseVersion, compareVersions, admits, decide, AppUpdater, fetchReleases, KEY_LINE,
 };
