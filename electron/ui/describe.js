@@ -88,7 +88,7 @@
   }
 
   /**
-   * What to say when the bootstrapper stopped with an error, by exit code (CONTRACT §4).
+   * What to say when the bootstrapper stopped with an error, by exit code (docs/CONTRACT.md §4).
    * Returns { title, body, actions } with actions from: retry, cpu, folder, log.
    */
   function errorAdvice(err, { hardware, variant } = {}) {
