@@ -3,7 +3,7 @@
 // obey: never install a UI that no published engine serves.
 //
 // Pure parts (tested under plain Node):
-//   readReleaseConfig(file)   release.json (INTERFACES §1), checked; names the file on error
+//   readReleaseConfig(file)   release.json (docs/CONTRACT.md §4.6), checked; names the file on error
 //   appFeedUrl(config)        where latest.yml & co. live: `app_update_url`, else
 //                             <repository root>/app/<channel>/ beside channels/<channel>/manifest.json
 //   admits(range, version)    Rust `semver::VersionReq` semantics, as the bootstrapper's ui_compat

@@ -4,7 +4,7 @@
 //
 //   PEFT_BOOTSTRAP_BIN   the peft-bootstrap build for the target OS/arch
 //                        (default ../target/release/peft-bootstrap[.exe])
-//   PEFT_RELEASE_JSON    the release configuration the app ships (INTERFACES §1)
+//   PEFT_RELEASE_JSON    the release configuration the app ships (docs/CONTRACT.md §4.6)
 //                        (default ../target/release.json)
 // and optionally
 //   PEFT_ELECTRON_DIST   an unpacked Electron folder (or zip) instead of downloading it
