@@ -58,7 +58,7 @@ test('dist refuses to build without its inputs and names them', () => {
   const r = npmRun('dist:dir', [], { ...process.env, PEFT_BOOTSTRAP_BIN: path.join(root, 'peft-bootstrap'), PEFT_RELEASE_JSON: path.join(root, 'release.json') });
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /the bootstrapper .*peft-bootstrap does not exist: build it .*PEFT_BOOTSTRAP_BIN/);
-  fs.copyFileSync('/bin/true', path.join(root, 'peft-bootstrap'));
+  fs.writeFileSync(path.join(root, 'peft-bootstrap'), 'a stand-in: dist only copies it');
   fs.writeFileSync(path.join(root, 'release.json'), '{"manifest_url": "ftp://x/"}');
   const r2 = npmRun('dist:dir', [], { ...process.env, PEFT_BOOTSTRAP_BIN: path.join(root, 'peft-bootstrap'), PEFT_RELEASE_JSON: path.join(root, 'release.json') });
   assert.equal(r2.status, 2, r2.stderr);
