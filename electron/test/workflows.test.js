@@ -117,6 +117,20 @@ test('requirements per variant come from the right package index', { skip: proce
     else assert.doesNotMatch(how, /--index-url/, `${v.id}: PyPI`);
     if (v.id === 'macos-x86_64-cpu') assert.match(how, /--constraint /, 'torch < 2.3 on Intel Macs');
   }
+  // build-bundle reads exactly the file compile-requirements writes (its first candidate)
+  const py = spawnSync(process.env.PEFT_BUILD_PYTHON || 'python3', ['-c', [
+    'import importlib.machinery, importlib.util, json, sys',
+    `loader = importlib.machinery.SourceFileLoader("bb", ${JSON.stringify(path.join(REPO, 'backend', 'build-bundle'))})`,
+    'spec = importlib.util.spec_from_loader("bb", loader); bb = importlib.util.module_from_spec(spec); loader.exec_module(bb)',
+    'print(json.dumps({v: bb.requirement_names("full", *bb.accelerator_of(v)) for v in sys.argv[1:]}))',
+  ].join('\n'), ...variants.map((v) => v.id)], { encoding: 'utf8' });
+  assert.equal(py.status, 0, py.stderr);
+  const names = JSON.parse(py.stdout);
+  for (const v of variants) {
+    const { file } = plan(v.id);
+    assert.ok(names[v.id].includes(file), `${v.id}: build-bundle looks for ${names[v.id]}, compile-requirements writes ${file}`);
+    if (v.id !== 'linux-x86_64-cuda13.0') assert.equal(names[v.id][0], file, `${v.id}: the first candidate`);
+  }
   assert.match(plan('linux-x86_64-cpu', 'core').how, /using the committed core\.txt/);
   assert.match(plan('windows-x86_64-cpu', 'core').how, /--output-file core\.txt core\.in/);
 });
