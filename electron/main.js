@@ -53,6 +53,7 @@ async function start(choice) {
 // engine runs and every 6 hours; a UI no published engine serves is never downloaded,
 // and the engine a new UI needs is staged first. PEFT_APP_UPDATE=0 turns it off.
 let appUpdater = null;
+let lastReady = null; // the bootstrapper's last `ready`: the release and variant the engine runs
 function startAppUpdates() {
   if (appUpdater || process.env.PEFT_APP_UPDATE === '0') return;
   let config;
@@ -68,7 +69,7 @@ function startAppUpdates() {
   autoUpdater.setFeedURL({ provider: 'generic', url: feed });
   appUpdater = new appUpdate.AppUpdater({
     updater: autoUpdater, current: app.getVersion(),
-    engine: () => launcher.engine && { version: launcher.engine.version, variant: launcher.engine.variant },
+    engine: () => lastReady && { version: lastReady.version, variant: lastReady.variant }, // the installed release, as the manifest names it
     fetchReleases: () => appUpdate.fetchReleases(config.manifest_url),
     stageEngine: (v) => appUpdate.stageEngine({ bin: launcher._bin(), uiVersion: v, env: process.env, onStderr: (t) => launcher._log(t.trim()) }),
   });
@@ -141,6 +142,7 @@ app.whenReady().then(() => {
     choice: offlineDir ? { offlineDir } : {},
   });
   launcher.on('event', send);
+  launcher.on('event', (ev) => { if (ev.event === 'ready') lastReady = ev; });
   ipcMain.on('peft:ready', () => { windowReady = true; for (const ev of backlog.splice(0)) send(ev); });
   ipcMain.on('peft:act', onAction);
   createWindow();
