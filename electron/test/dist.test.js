@@ -144,3 +144,16 @@ test('npm run dist:dir packs the Linux app with the real electron-builder; the l
   assert.equal(health.status, 'ok');
   await launcher.stop();
 });
+
+test('an unsigned build says so, per OS, and names what would sign it', () => {
+  const { signingWarnings } = require('../scripts/dist');
+  assert.deepEqual(signingWarnings({}, 'linux'), [], 'Linux has no code signing');
+  const [win] = signingWarnings({}, 'win32');
+  assert.match(win, /^UNSIGNED Windows build: no WIN_CSC_LINK\/CSC_LINK .*SmartScreen will warn users about the installer, the app and peft-bootstrap\.exe/);
+  assert.deepEqual(signingWarnings({ WIN_CSC_LINK: 'x.pfx' }, 'win32'), []);
+  const mac = signingWarnings({}, 'darwin');
+  assert.equal(mac.length, 2);
+  assert.match(mac[0], /UNSIGNED macOS build .*no CSC_LINK/);
+  assert.match(mac[1], /NOT NOTARIZED: set APPLE_API_KEY, APPLE_API_KEY_ID and APPLE_API_ISSUER/);
+  assert.deepEqual(signingWarnings({ CSC_LINK: 'x', APPLE_API_KEY: 'k' }, 'darwin'), []);
+});
