@@ -19,9 +19,9 @@
 // "unavailable <mode>"; then (or when PowerShell is missing or fails) the job is
 // given up for this run, said once in the log, and never retried: the engine's own
 // parent watch is what ends it with the app there. That is enough because the
-// engine starts no processes of its own (backend/peft_engine has no subprocess or
-// multiprocessing use), so the job would hold exactly one process, the one the
-// pipe watch ends (electron/test/lifeline.test.js kills a launcher with no job and
+// engine starts no lasting processes of its own (backend/peft_engine's one
+// subprocess call is a momentary `sysctl` on macOS; no multiprocessing), so the job
+// would hold exactly one process, the one the pipe watch ends (electron/test/lifeline.test.js kills a launcher with no job and
 // sees the engine gone; ci.yml runs it on Windows).
 
 const { spawn } = require('node:child_process');
