@@ -15,6 +15,7 @@ const { Launcher } = require('./lib/launcher');
 const { JobObject } = require('./lib/winjob');
 const { findBundlesFolder } = require('./lib/offline');
 const paths = require('./lib/paths');
+const appUpdate = require('./lib/app-update');
 
 const production = app.isPackaged ? process.env.PEFT_DEV !== '1' : process.env.PEFT_DEV === '0';
 let win = null;
@@ -43,9 +44,48 @@ function createWindow() {
 async function start(choice) {
   const engine = await launcher.start(choice);
   if (engine && production) launcher.checkForUpdate().catch(() => {});
+  if (engine && production) startAppUpdates();
   // The app's own UI is not part of this repository: PEFT_UI_URL names it (its
   // renderer gets the base URL and token through the same `engine` event).
   if (engine && process.env.PEFT_UI_URL && win) win.loadURL(process.env.PEFT_UI_URL);
+}
+
+// The app's own updates (lib/app-update.js decides): electron-updater's generic feed
+// beside the engine channel named in <resources>/bin/release.json; checked after the
+// engine runs and every 6 hours; a UI no published engine serves is never downloaded,
+// and the engine a new UI needs is staged first. PEFT_APP_UPDATE=0 turns it off.
+let appUpdater = null;
+let lastReady = null; // the bootstrapper's last `ready`: the release and variant the engine runs
+function startAppUpdates() {
+  if (appUpdater || process.env.PEFT_APP_UPDATE === '0') return;
+  let config;
+  try { config = appUpdate.readReleaseConfig(path.join(process.resourcesPath, 'bin', 'release.json')); } catch (err) {
+    launcher._log(`app updates off: ${err.message}`);
+    return;
+  }
+  const feed = appUpdate.appFeedUrl(config);
+  if (!feed) return;
+  const { autoUpdater } = require('electron-updater');
+  autoUpdater.autoDownload = false; // nothing is fetched before the decision
+  autoUpdater.autoInstallOnAppQuit = true;
+  autoUpdater.setFeedURL({ provider: 'generic', url: feed });
+  appUpdater = new appUpdate.AppUpdater({
+    updater: autoUpdater, current: app.getVersion(),
+    engine: () => lastReady && { version: lastReady.version, variant: lastReady.variant }, // the installed release, as the manifest names it
+    fetchReleases: () => appUpdate.fetchReleases(config.manifest_url),
+    stageEngine: (v) => appUpdate.stageEngine({ bin: launcher._bin(), uiVersion: v, env: process.env, onStderr: (t) => launcher._log(t.trim()) }),
+  });
+  appUpdater.on('event', (ev) => {
+    send(ev);
+    launcher._log(`app update: ${ev.state}${ev.version ? ` ${ev.version}` : ''}${ev.message ? `: ${ev.message}` : ''}`);
+    if (ev.state === 'downloaded' && win && !win.isDestroyed()) {
+      dialog.showMessageBox(win, { type: 'info', buttons: ['Restart now', 'Later'], defaultId: 0, cancelId: 1,
+        message: `PEFT Studio ${ev.version} is ready`, detail: 'Restart to use it, or it is installed when you quit.' })
+        .then((r) => { if (r.response === 0) { quitting = true; launcher.stop().finally(() => autoUpdater.quitAndInstall()); } });
+    }
+  });
+  appUpdater.check();
+  setInterval(() => appUpdater.check(), 6 * 3600 * 1000).unref();
 }
 
 async function onAction(_e, name) {
@@ -92,7 +132,7 @@ async function onClose(e) {
 }
 
 app.whenReady().then(() => {
-  jobObject = process.platform === 'win32' ? new JobObject().start() : null;
+  jobObject = process.platform === 'win32' ? new JobObject((t) => launcher && launcher._log(t)).start() : null;
   const offlineDir = production ? findBundlesFolder(app.getPath('exe')) : null;
   launcher = new Launcher({
     mode: production ? 'production' : 'dev',
@@ -104,6 +144,7 @@ app.whenReady().then(() => {
     choice: offlineDir ? { offlineDir } : {},
   });
   launcher.on('event', send);
+  launcher.on('event', (ev) => { if (ev.event === 'ready') lastReady = ev; });
   ipcMain.on('peft:ready', () => { windowReady = true; for (const ev of backlog.splice(0)) send(ev); });
   ipcMain.on('peft:act', onAction);
   createWindow();

@@ -13,11 +13,24 @@
 // The engine also watches its own stdin (PEFT_PARENT_FD=0), which works on Windows
 // too; the job is the OS-level guarantee on top. This file cannot run on the Linux
 // machines the tests run on; docs/ELECTRON.md says how to check it by hand.
+//
+// Managed PCs often run PowerShell in Constrained Language Mode (AppLocker / WDAC),
+// which forbids Add-Type. The helper checks its language mode first and answers
+// "unavailable <mode>"; then (or when PowerShell is missing or fails) the job is
+// given up for this run, said once in the log, and never retried: the engine's own
+// parent watch is what ends it with the app there. That is enough because the
+// engine starts no lasting processes of its own (backend/peft_engine's one
+// subprocess call is a momentary `sysctl` on macOS; no multiprocessing), so the job
+// would hold exactly one process, the one the pipe watch ends (electron/test/lifeline.test.js kills a launcher with no job and
+// sees the engine gone; ci.yml runs it on Windows).
 
 const { spawn } = require('node:child_process');
 
 const HELPER = String.raw`
 $ErrorActionPreference = 'Stop'
+if ($ExecutionContext.SessionState.LanguageMode -ne 'FullLanguage') {
+  Write-Output ('unavailable ' + $ExecutionContext.SessionState.LanguageMode); exit 3
+}
 Add-Type -TypeDefinition @"
 using System;
 using System.Runtime.InteropServices;
@@ -60,27 +73,59 @@ while ($null -ne ($line = [Console]::In.ReadLine())) {
 `;
 
 class JobObject {
-  constructor(log = () => {}) {
+  constructor(log = () => {}, { shell = 'powershell.exe', platform = process.platform } = {}) {
     this.log = log;
+    this.shell = shell;
+    this.platform = platform;
     this.helper = null;
+    this.ready = false;
+    this.unavailable = null; // why the job cannot be had in this run (then it is not retried)
   }
 
   start() {
-    if (process.platform !== 'win32' || this.helper) return this;
+    if (this.platform !== 'win32' || this.helper || this.unavailable) return this;
     const encoded = Buffer.from(HELPER, 'utf16le').toString('base64');
-    this.helper = spawn('powershell.exe', ['-NoLogo', '-NoProfile', '-NonInteractive', '-EncodedCommand', encoded],
-      { stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
-    this.helper.stdout.on('data', (c) => this.log(`job object: ${c.toString().trim()}`));
-    this.helper.stderr.on('data', (c) => this.log(`job object helper: ${c.toString().trim()}`));
-    this.helper.on('exit', (code) => { this.log(`job object helper exited (${code})`); this.helper = null; });
-    this.helper.stdin.on('error', () => {});
+    let helper;
+    try {
+      helper = spawn(this.shell, ['-NoLogo', '-NoProfile', '-NonInteractive', '-EncodedCommand', encoded],
+        { stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+    } catch (err) {
+      this._giveUp(`PowerShell could not start (${err.message})`);
+      return this;
+    }
+    this.helper = helper;
+    let errText = '';
+    helper.stdout.on('data', (c) => {
+      for (const line of c.toString().split(/\r?\n/).filter(Boolean)) {
+        if (line === 'ready') this.ready = true;
+        const m = /^unavailable (\S+)/.exec(line);
+        if (m) this._giveUp(`PowerShell runs in ${m[1]} mode, which forbids compiling the Job Object calls`);
+        this.log(`job object: ${line}`);
+      }
+    });
+    helper.stderr.on('data', (c) => { errText = (errText + c.toString()).slice(-500); this.log(`job object helper: ${c.toString().trim()}`); });
+    helper.on('error', (err) => this._giveUp(`PowerShell could not start (${err.message})`));
+    helper.on('exit', (code) => {
+      this.log(`job object helper exited (${code})`);
+      if (this.helper === helper) this.helper = null;
+      if (!this.ready) this._giveUp(`the helper ended before the job existed (status ${code}${errText ? `: ${errText.trim()}` : ''})`);
+    });
+    helper.stdin.on('error', () => {});
     return this;
   }
 
-  /** Put a process in the job (asynchronously; the helper answers ok/fail in the log). */
+  _giveUp(why) {
+    if (this.unavailable) return;
+    this.unavailable = why;
+    this.log(`job object unavailable: ${why}; the engine still ends with the app through its own parent watch (PEFT_PARENT_FD)`);
+  }
+
+  /** Put a process in the job (asynchronously; the helper answers ok/fail in the log). False when no job can be had. */
   assign(pid) {
     if (!this.helper) this.start();
-    if (this.helper) this.helper.stdin.write(`${pid}\n`);
+    if (!this.helper || this.unavailable) return false;
+    this.helper.stdin.write(`${pid}\n`);
+    return true;
   }
 
   /** Closing the job kills its processes: only for quit, after the engine was stopped. */

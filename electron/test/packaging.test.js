@@ -55,17 +55,15 @@ test('the app part of the installer is the launcher code and the window, nothing
   for (const r of requires) assert.ok(files.includes(r), `${r} is packaged`);
 });
 
-test('each platform carries exactly its bootstrapper as an extra resource, never a backend bundle', () => {
-  const exe = { linux: 'peft-bootstrap', mac: 'peft-bootstrap', win: 'peft-bootstrap.exe' };
-  for (const platform of ['linux', 'win', 'mac']) {
-    const extra = config[platform].extraResources;
-    assert.equal(extra.length, 1, platform);
-    assert.equal(path.basename(extra[0].from), exe[platform], platform);
-    assert.equal(extra[0].to, `bin/${exe[platform]}`, `${platform}: where lib/paths.js looks`);
-    assert.match(extra[0].from, /^\.\.\/target\/release\//, `${platform}: the release build`);
-  }
-  assert.equal(config.extraResources, undefined, 'no resources shared by every platform');
+test('every platform carries its bootstrapper and release.json as extra resources in bin/, never a backend bundle', () => {
+  // scripts/dist.js stages the platform's peft-bootstrap[.exe] and release.json into
+  // ../target/dist-inputs/bin; that one folder becomes <resources>/bin (where lib/paths.js looks)
+  assert.deepEqual(config.extraResources, [{ from: '../target/dist-inputs/bin', to: 'bin' }]);
+  for (const platform of ['linux', 'win', 'mac']) assert.equal(config[platform].extraResources, undefined, platform);
   assert.equal(config.extraFiles, undefined);
+  const dist = fs.readFileSync(path.join(DIR, 'scripts', 'dist.js'), 'utf8');
+  assert.match(dist, /path\.join\(TARGET, 'dist-inputs', 'bin'\)/);
+  assert.match(dist, /path\.join\(TARGET, 'release', exe\)/, 'default: the release build');
   const text = JSON.stringify({ ...config, files: config.files.filter((f) => !f.startsWith('!')) });
   for (const banned of ['peft_engine', 'bundles', 'venvs', 'backend', '.zip', 'torch']) assert.ok(!text.includes(banned), `config mentions ${banned}`);
   for (const never of ['!**/peft_engine/**', '!**/peft-backend-bundles/**', '!**/*.zip', '!**/*.py']) assert.ok(config.files.includes(never), never);
@@ -74,10 +72,15 @@ test('each platform carries exactly its bootstrapper as an extra resource, never
 test('electron is never downloaded by npm ci: no electron dependency, version pinned in the config', () => {
   const deps = { ...pkg.dependencies, ...pkg.devDependencies, ...pkg.optionalDependencies };
   assert.equal(deps.electron, undefined);
-  assert.deepEqual(Object.keys(pkg.dependencies || {}), [], 'no runtime dependencies to ship');
+  assert.deepEqual(Object.keys(pkg.dependencies || {}), ['electron-updater'], 'the one runtime dependency shipped in app.asar');
   assert.match(config.electronVersion, /^\d+\.\d+\.\d+$/);
+  assert.ok(Number(config.electronVersion.split('.')[0]) >= 39, `a current Electron major (${config.electronVersion})`);
   const lock = JSON.parse(fs.readFileSync(path.join(DIR, 'package-lock.json'), 'utf8'));
-  assert.deepEqual(Object.keys(lock.packages).filter((p) => p).sort(), ['node_modules/playwright-core']);
+  const installed = Object.keys(lock.packages).filter((p) => p);
+  assert.ok(!installed.some((p) => /(^|\/)node_modules\/electron$/.test(p)), 'no electron package in the lock');
+  // the one install script in the tree (electron-winstaller's) only picks its bundled 7-Zip; nothing downloads
+  const scripted = installed.filter((p) => lock.packages[p].hasInstallScript).map((p) => p.replace(/^.*node_modules\//, ''));
+  assert.deepEqual(scripted.sort(), ['electron-winstaller']);
   assert.equal(pkg.main, 'main.js');
 });
 
