@@ -83,6 +83,7 @@ class Launcher extends EventEmitter {
       if (forward) this.emit('event', ev);
       return { result: { code: 1, error: ev, ready: null, events: [ev] } };
     }
+    this.supervisor.log.line(`launcher: ${bin} ${[...args, '--json'].join(' ')}`);
     const run = runBootstrap(bin, args, {
       env: this.env,
       onEvent: (ev) => {
