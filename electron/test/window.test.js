@@ -22,7 +22,7 @@ async function openPage(t) {
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'] });
   }
-  const page = await browser.newPage({ viewport: { width: 620, height: 500 }, deviceScaleFactor: 1 });
+  const page = await browser.newPage({ viewport: { width: 720, height: 640 }, deviceScaleFactor: 1 });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
