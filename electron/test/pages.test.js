@@ -128,7 +128,16 @@ test('every reason: its own title and actions, no flag or variable in the page, 
       assert.doesNotMatch(all, /PEFT_/, `${reason}: a variable in the window`);
       assert.match(await text(page, '#notice-detail'), /happened at \/home\/ada/, `${reason}: the plain part of the message stays`);
       await assertHolds(page, `${reason} at ${layout.name}`);
-      if (layout.name === '100' && reason === 'disk_full') await shot(page, 'progress-error-disk-full');
+      if (layout.name === '100' && reason === 'disk_full') {
+        // the docs' picture, with the bootstrapper's real wording
+        await page.evaluate(() => window.peftView.reset());
+        await feed(page, [HW, SEL, { t: 900, event: 'error', code: 'storage', reason: 'disk_full', exit_code: 6,
+          message: 'not enough free space in /home/ada/.local/share/PEFT Studio/backend: 6.3 GB are needed, 2.1 GB are free',
+          hint: 'free 4.2 GB on the disk holding /home/ada/.local/share/PEFT Studio/backend, or set PEFT_CACHE_DIR to a larger disk' }]);
+        assert.doesNotMatch(await page.locator('body').innerText(), /PEFT_/);
+        assert.match(await text(page, '#notice-detail'), /free 4\.2 GB on the disk holding/);
+        await shot(page, 'progress-error-disk-full');
+      }
       if (layout.name === '150' && reason === 'not_found') await shot(page, 'progress-error-not-found-150');
       if (layout.name === '360px' && reason === 'permission') await shot(page, 'progress-error-permission-360px');
     }
