@@ -83,9 +83,13 @@ async function info(launcher, { settings = {}, uiUrl = null } = {}) {
     log: launcher.logFile };
   const tasks = [];
   if (engine && engine.running) {
+    // the release's version and variant (what ensure handed over), else what the engine says of itself
+    const spec = (launcher.supervisor && launcher.supervisor.spec) || {};
+    const version = spec.version || engine.version;
+    const variant = spec.variant || engine.variant;
     tasks.push(request(engine, 'GET', '/system', undefined, { timeoutMs: 5000 }).then((r) => {
-      out.running = { version: engine.version, variant: engine.variant, url: engine.url, pid: engine.pid, ...(r.status === 200 && r.body ? { system: r.body } : {}) };
-    }).catch((err) => { out.running = { version: engine.version, variant: engine.variant, pid: engine.pid, error: err.message }; }));
+      out.running = { version, variant, url: engine.url, pid: engine.pid, ...(r.status === 200 && r.body ? { system: r.body } : {}) };
+    }).catch((err) => { out.running = { version, variant, pid: engine.pid, error: err.message }; }));
   }
   if (launcher.mode !== 'dev') {
     tasks.push(launcher.query('status').then((r) => {

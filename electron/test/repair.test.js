@@ -76,7 +76,11 @@ test('an engine that dies at start from a damaged file is repaired once by the l
   // the Engine page's facts, from the real tools and the real engine
   const info = await enginectl.info(second);
   assert.equal(info.running.version, '1.0.0');
-  assert.equal(info.running.system.device, 'cpu');
+  assert.equal(info.running.system.torch_available, false, 'a core bundle has no PyTorch');
+  const rows = Object.fromEntries(require('../ui/engineinfo.js').runningRows(info));
+  assert.equal(rows.Engine, 'CPU engine 1.0.0');
+  assert.equal(rows['Runs on'], 'Nothing: this engine was built without PyTorch');
+  assert.match(rows.Training, /without PyTorch/);
   const inst = info.status.installed;
   assert.equal(inst.length, 1);
   assert.ok(inst[0].bytes > 1_000_000 && inst[0].current, JSON.stringify(inst[0]));

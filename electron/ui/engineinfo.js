@@ -25,6 +25,7 @@
   function deviceWords(system, hardware) {
     const sys = system || {};
     const dev = sys.device || 'cpu';
+    if (dev === 'none' || sys.torch_available === false) return 'Nothing: this engine was built without PyTorch';
     if (dev === 'cpu') return D.isAppleSilicon(hardware) ? `The processor (${D.APPLE_SILICON})` : 'The processor (CPU)';
     if (dev === 'mps') return `The ${D.APPLE_SILICON} graphics (Metal)`;
     const d = (sys.devices || []).find((x) => `cuda:${x.index}` === dev) || (sys.devices || [])[0];
