@@ -71,10 +71,10 @@ function devPython(env = process.env) {
 const DEV_VENVS = ['dev', 'dev-full', 'core-cpu', 'full-cpu'];
 
 /** { python, venv } — venv null when falling back to PATH's python (which may lack the engine's packages). */
-function devPythonChoice(env = process.env) {
+function devPythonChoice(env = process.env, repoDir = REPO_DIR) {
   if (env.PEFT_DEV_PYTHON) return { python: env.PEFT_DEV_PYTHON, venv: 'PEFT_DEV_PYTHON' };
   for (const name of DEV_VENVS) {
-    const venv = path.join(REPO_DIR, 'target', 'venvs', name);
+    const venv = path.join(repoDir, 'target', 'venvs', name);
     const py = process.platform === 'win32' ? path.join(venv, 'Scripts', 'python.exe') : path.join(venv, 'bin', 'python');
     if (isExecutable(py)) return { python: py, venv };
   }
@@ -90,12 +90,12 @@ function devVenvCommand() {
  * Why development mode cannot start the engine, or null: PATH's python without the
  * engine's packages (no venv found) is named with the command that makes one.
  */
-function devPythonProblem(env = process.env) {
-  const { python, venv } = devPythonChoice(env);
+function devPythonProblem(env = process.env, repoDir = REPO_DIR) {
+  const { python, venv } = devPythonChoice(env, repoDir);
   if (venv) return null;
-  const r = require('node:child_process').spawnSync(python, ['-c', 'import fastapi, uvicorn'], { encoding: 'utf8', timeout: 20000 });
+  const r = require('node:child_process').spawnSync(python, ['-c', 'import fastapi, uvicorn'], { encoding: 'utf8', timeout: 20000, env });
   if (r.status === 0) return null;
-  return `development mode needs a Python with the engine's packages, and found none: no venv under ${path.join(REPO_DIR, 'target', 'venvs')} `
+  return `development mode needs a Python with the engine's packages, and found none: no venv under ${path.join(repoDir, 'target', 'venvs')} `
     + `(${DEV_VENVS.join(', ')}) and ${python} ${r.error ? `cannot run (${r.error.message})` : 'lacks fastapi/uvicorn'}. `
     + `Make one from the repository root with:  ${devVenvCommand()}  (or backend/run-tests, or tests/quickstart; or set PEFT_DEV_PYTHON)`;
 }

@@ -174,13 +174,23 @@ test('engine page model: installed rows with sizes and marks, variants with verd
 });
 
 test('development mode finds the venv tests/quickstart makes, or names the command that makes one', () => {
-  const choice = paths.devPythonChoice({});
-  if (choice.venv) assert.ok(paths.isExecutable(choice.python));
   assert.equal(paths.devPythonChoice({ PEFT_DEV_PYTHON: '/opt/py/bin/python' }).python, '/opt/py/bin/python');
-  const problem = paths.devPythonProblem({ PEFT_DEV_PYTHON: '' , PATH: '/nonexistent' });
-  if (!choice.venv) {
-    assert.match(problem || '', /backend\/build-bundle --variant \S+-cpu --profile core --out target\/bundles\/dev --venv-only/);
-    assert.match(problem, /PEFT_DEV_PYTHON/);
-  }
-  assert.match(paths.devVenvCommand(), /--venv-only$/);
+  // a checkout right after tests/quickstart: only backend/build-bundle's venv exists
+  const repo = tmp();
+  const py = path.join(repo, 'target', 'venvs', 'core-cpu', 'bin', 'python');
+  fs.mkdirSync(path.dirname(py), { recursive: true });
+  fs.symlinkSync(process.execPath, py);
+  assert.deepEqual(paths.devPythonChoice({}, repo), { python: py, venv: path.join(repo, 'target', 'venvs', 'core-cpu') });
+  assert.equal(paths.devPythonProblem({}, repo), null);
+  // the dev venv of backend/run-tests wins over it
+  const dev = path.join(repo, 'target', 'venvs', 'dev', 'bin', 'python');
+  fs.mkdirSync(path.dirname(dev), { recursive: true });
+  fs.symlinkSync(process.execPath, dev);
+  assert.equal(paths.devPythonChoice({}, repo).python, dev);
+  // none at all, and no python on PATH: the exact command that makes one
+  const bare = tmp();
+  const problem = paths.devPythonProblem({ PATH: path.join(bare, 'empty') }, bare);
+  assert.match(problem, /found none: no venv under .*target\/venvs/);
+  assert.ok(problem.includes(`backend/build-bundle --variant ${paths.cpuVariant()} --profile core --out target/bundles/dev --venv-only`), problem);
+  assert.match(problem, /PEFT_DEV_PYTHON/);
 });
