@@ -131,7 +131,7 @@
       not_a_bundle_folder: {
         title: "That folder doesn't hold an engine",
         body: 'The folder you chose has no engine files in it, nor one or two levels down (they are in a folder named peft-backend-bundles). Choose the USB stick or folder that holds them.',
-        actions: ['folder', 'auto', 'log'],
+        actions: ['folder', 'log'],
       },
       unreachable: {
         title: "Can't reach the download server",
