@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 'use strict';
-// The launcher and supervisor with no window (CONTRACT §9), for tests and outside checks.
+// The launcher and supervisor with no window (docs/CONTRACT.md §9), for tests and outside checks.
 //
 //   node electron/headless.js
 //

@@ -1,4 +1,4 @@
-"""Who may talk to the engine (CONTRACT §8, engine access).
+"""Who may talk to the engine (docs/CONTRACT.md §8, engine access).
 
 The launcher starts the engine with a fresh random ``PEFT_ENGINE_TOKEN``. Then:
 

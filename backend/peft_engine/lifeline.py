@@ -1,4 +1,4 @@
-"""Exit when the launcher dies, however it dies (CONTRACT §8: within 2 s, even kill -9).
+"""Exit when the launcher dies, however it dies (docs/CONTRACT.md §8: within 2 s, even kill -9).
 
 Only when the launcher asks for it, so a bare start (tests/quickstart, the Rust
 end-to-end test, ``python backend/main.py``) behaves exactly as before:

@@ -1,4 +1,4 @@
-"""CONTRACT §8 engine access: a fresh token guards everything but /health; foreign Host is refused."""
+"""docs/CONTRACT.md §8 engine access: a fresh token guards everything but /health; foreign Host is refused."""
 
 import secrets
 

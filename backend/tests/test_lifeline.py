@@ -1,4 +1,4 @@
-"""The engine exits by itself within 2 s when its launcher dies, even by kill -9 (CONTRACT §8),
+"""The engine exits by itself within 2 s when its launcher dies, even by kill -9 (docs/CONTRACT.md §8),
 and only when the launcher asked for it: a bare start behaves as before."""
 
 import json

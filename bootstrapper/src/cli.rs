@@ -1,4 +1,4 @@
-//! The command line (CONTRACT §4), as clap types and nothing else.
+//! The command line (docs/CONTRACT.md §4), as clap types and nothing else.
 
 use std::path::PathBuf;
 

@@ -1,6 +1,6 @@
 //! Every environment variable the bootstrapper reads, in one place.
 //!
-//! The settings of CONTRACT §4 each have a flag and a variable; the flag wins. The
+//! The settings of docs/CONTRACT.md §4 each have a flag and a variable; the flag wins. The
 //! rest tune behaviour for tests and unusual networks and are documented in
 //! `docs/BOOTSTRAPPER.md`.
 

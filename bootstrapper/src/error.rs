@@ -1,4 +1,4 @@
-//! The bootstrapper's errors, each with its CONTRACT §4 exit code, a stable `code`
+//! The bootstrapper's errors, each with its docs/CONTRACT.md §4 exit code, a stable `code`
 //! string for the JSON `error` event, and a hint a person can act on.
 
 use std::io;
@@ -105,7 +105,7 @@ impl Error {
         }
     }
 
-    /// The process exit code (CONTRACT §4).
+    /// The process exit code (docs/CONTRACT.md §4).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Internal(_) => 1,

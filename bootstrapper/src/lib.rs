@@ -1,6 +1,6 @@
 //! `peft-bootstrap`: detects the hardware, fetches the matching signed PEFT Studio
 //! backend, verifies it, installs it atomically into its cache and hands its path
-//! to the UI (CONTRACT §4–5).
+//! to the UI (docs/CONTRACT.md §4–5).
 //!
 //! The decisions live in the pure `peft-manifest` crate; this crate is the I/O around
 //! them, in layers that import only downward (docs/BOOTSTRAPPER.md has the table):

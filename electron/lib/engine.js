@@ -1,5 +1,5 @@
 'use strict';
-// Start one engine and prove it is up (CONTRACT §8).
+// Start one engine and prove it is up (docs/CONTRACT.md §8).
 //
 //   <executable> --host 127.0.0.1 --port 0
 // with PEFT_ENGINE_TOKEN (fresh per start), PEFT_PARENT_FD=0 (its stdin is a pipe we

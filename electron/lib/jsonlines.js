@@ -4,7 +4,7 @@
 // Feed it chunks as they arrive (Buffers or strings, split anywhere, even inside a
 // multi-byte UTF-8 character or between "\r" and "\n"). It calls `onEvent(object)`
 // for every complete line that is a JSON object with a string `event` field, known
-// or not (unknown events are passed on: the wire format grows, CONTRACT §4), and
+// or not (unknown events are passed on: the wire format grows, docs/CONTRACT.md §4), and
 // `onGarbage(text, why)` for anything else: blank lines are skipped, other lines that
 // are not such objects, or longer than `maxLine` bytes, are reported and dropped, and
 // reading goes on. `end()` flushes a last line without a newline.

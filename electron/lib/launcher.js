@@ -7,7 +7,7 @@
 // dev:        python backend/main.py (the dev venv, else python3), no bootstrapper.
 //
 // All events go out through `emit('event', ev)`: the bootstrapper's unchanged, and
-// the launcher's own `engine`, `update`, `rollback` (CONTRACT §9).
+// the launcher's own `engine`, `update`, `rollback` (docs/CONTRACT.md §9).
 //
 // Rollback: <app dir>/launcher.json remembers the last install whose engine passed
 // /health (`lastGood`). If `ensure` hands over another install (an update staged by

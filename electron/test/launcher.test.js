@@ -1,5 +1,5 @@
 'use strict';
-// node headless.js (the launcher, CONTRACT §9) against the real peft-bootstrap, a real
+// node headless.js (the launcher, docs/CONTRACT.md §9) against the real peft-bootstrap, a real
 // signed repository served over HTTP on loopback, and the real frozen engine.
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -33,7 +33,7 @@ test('first start installs from the network, starts a guarded engine; second sta
   assert.equal(proc.exePath(running.pid), ready.executable);
   assert.deepEqual(h.garbage, [], 'stdout carries JSON lines only');
 
-  // CONTRACT §8 through the launcher: /health open, the rest needs the token, foreign Host refused
+  // docs/CONTRACT.md §8 through the launcher: /health open, the rest needs the token, foreign Host refused
   assert.equal((await httpGet(`${running.url}/health`)).status, 200);
   assert.equal((await httpGet(`${running.url}/system`)).status, 401);
   assert.equal((await httpGet(`${running.url}/system`, { token: 'not-the-token' })).status, 401);

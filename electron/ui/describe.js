@@ -98,8 +98,8 @@
 
   /**
    * What to say when the bootstrapper stopped with an error: chosen by its `reason`
-   * (the stable list of reasons), else by exit code for a reason this window does not
-   * know yet. Returns { title, body, actions } with actions from ACTION_LABELS.
+   * (docs/CONTRACT.md §4's stable list of reasons), else by exit code for a reason this
+   * window does not know yet. Returns { title, body, actions } with actions from ACTION_LABELS.
    * No flag or environment-variable name ever appears here: a person in a window
    * cannot set one (the details go to the log).
    */

@@ -1,4 +1,4 @@
-//! The release repository on disk (CONTRACT §2) and the writes that keep it
+//! The release repository on disk (docs/CONTRACT.md §2) and the writes that keep it
 //! consistent for readers: blobs are written under a temporary name and renamed into
 //! `blobs/sha256/<hex>`; the channel manifest is written last.
 

@@ -1,5 +1,5 @@
 //! `peft-release`: the release engineer's side of PEFT Studio's backend delivery
-//! (CONTRACT §6). Keys ([`keys`]), packing a folder into a content-addressed archive
+//! (docs/CONTRACT.md §6). Keys ([`keys`]), packing a folder into a content-addressed archive
 //! and index ([`pack`]), signing a channel manifest ([`publish`]) and rotating its
 //! keys ([`rotation`]), a folder for machines without internet ([`offline`]), and
 //! checking a

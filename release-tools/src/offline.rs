@@ -1,5 +1,5 @@
 //! `peft-release offline`: a folder for machines without internet (a USB stick, a
-//! share) that is itself a release repository (CONTRACT §2, §6).
+//! share) that is itself a release repository (docs/CONTRACT.md §2, §6).
 //!
 //! It holds the channel's manifest and its `.minisig` copied byte for byte, so it
 //! stays signed and `peft-bootstrap ensure --offline-dir` checks it exactly as it

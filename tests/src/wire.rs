@@ -1,4 +1,4 @@
-//! Typed mirrors of the bootstrapper's JSON-lines events (CONTRACT §4 and the
+//! Typed mirrors of the bootstrapper's JSON-lines events (docs/CONTRACT.md §4 and the
 //! table in `bootstrapper/src/report/mod.rs`), written from the documentation
 //! rather than shared with the code, so that a change to the wire format that the
 //! documentation does not follow fails the tests. [`crate::events`] reads every
@@ -117,7 +117,7 @@ pub enum Source {
     Offline,
 }
 
-/// The `error` codes and their exit codes (CONTRACT §4).
+/// The `error` codes and their exit codes (docs/CONTRACT.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {

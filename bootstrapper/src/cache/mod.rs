@@ -1,4 +1,4 @@
-//! The cache directory (CONTRACT §5): its layout, its lock, and the small JSON
+//! The cache directory (docs/CONTRACT.md §5): its layout, its lock, and the small JSON
 //! files that say what is installed and current.
 //!
 //! ```text

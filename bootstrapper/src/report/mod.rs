@@ -1,7 +1,7 @@
 //! What the bootstrapper tells its caller while it works.
 //!
 //! With `--json`, stdout carries one JSON object per line and nothing else; that is
-//! the wire format Electron reads (CONTRACT §4). Every object has an `event` field:
+//! the wire format Electron reads (docs/CONTRACT.md §4). Every object has an `event` field:
 //!
 //! | event | fields |
 //! | --- | --- |

@@ -1,5 +1,5 @@
 //! Offline folders: a release repository on a USB stick or a share, made by
-//! `peft-release offline` (CONTRACT §6), read with `--offline-dir` /
+//! `peft-release offline` (docs/CONTRACT.md §6), read with `--offline-dir` /
 //! `PEFT_OFFLINE_DIR` or found beside the app.
 //!
 //! The folder holds the channel's signed manifest byte for byte and the blobs of
