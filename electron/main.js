@@ -188,6 +188,8 @@ app.whenReady().then(() => {
       uiUrl = release.uiUrl(release.read(bootstrap));
     } catch { /* the launcher reports a missing bootstrapper as an error event */ }
   }
+  // the app's own UI when release.json names none (development): PEFT_UI_URL
+  if (!uiUrl && process.env.PEFT_UI_URL) uiUrl = process.env.PEFT_UI_URL;
   launcher = new Launcher({
     mode: production ? 'production' : 'dev',
     bootstrap,
