@@ -143,7 +143,7 @@ test('packaged layout: resources/bin holds peft-bootstrap and release.json; only
   for (const l of calls) assert.doesNotMatch(l, /--manifest-url|--channel|--trusted-key|--mirror/, l);
   // and the UI it names, for the window after ready
   const release = require('../lib/release');
-  assert.equal(release.uiUrl(release.read(bin)), `file://${path.join(resources, 'bin', 'ui', 'index.html')}`);
+  assert.equal(release.uiUrl(release.read(bin)), require('node:url').pathToFileURL(path.join(resources, 'bin', 'ui', 'index.html')).href);
 });
 
 test('"Choose another location": the remembered folder is passed as --cache-dir to every command', { timeout: 180000 }, async (t) => {
