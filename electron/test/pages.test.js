@@ -375,3 +375,44 @@ test('the Engine page holds at every zoom and at 360 px, also with nothing known
     }
   }
 });
+
+test('real errors from the real bootstrapper: the window names the problem by reason and shows no flag or variable', { timeout: 180000 }, async (t) => {
+  if (!need(t, 'chromium', 'bootstrap', 'release', 'bundle')) return;
+  const { tmp, Repo, serve, TOOLS } = require('./support');
+  const { runBootstrap } = require('../lib/bootstrap');
+  const root = tmp();
+  const repo = new Repo(root).pack('1.0.0').publish();
+  const other = new Repo(path.join(root, 'other'));
+  const srv = await serve(repo.dir);
+  t.after(() => srv.close());
+  const home = path.join(root, 'home');
+  fs.mkdirSync(home);
+  const base = { HOME: home, PATH: process.env.PATH, PEFT_CACHE_DIR: path.join(root, 'cache'), PEFT_TRUSTED_KEY: repo.pub, PEFT_LOCK_TIMEOUT: '5' };
+  const cases = [
+    ['unreachable', { ...base, PEFT_MANIFEST_URL: 'http://127.0.0.1:9/channels/stable/manifest.json' }, 3],
+    ['not_found', { ...base, PEFT_MANIFEST_URL: `${srv.url}/moved/channels/stable/manifest.json` }, 3],
+    ['untrusted_key', { ...base, PEFT_MANIFEST_URL: srv.manifest, PEFT_TRUSTED_KEY: other.pub }, 4],
+    ['not_configured', { HOME: home, PATH: process.env.PATH, PEFT_CACHE_DIR: path.join(root, 'cache2') }, 2],
+    ['unknown_variant', { ...base, PEFT_MANIFEST_URL: srv.manifest, PEFT_BACKEND_VARIANT: 'linux-x86_64-nonsense' }, null],
+    ['not_a_bundle_folder', { ...base, PEFT_OFFLINE_DIR: path.join(root, 'home') }, null],
+  ];
+  const page = await open(t, 'progress.html');
+  const seen = [];
+  for (const [reason, env, exit] of cases) {
+    const r = await runBootstrap(TOOLS.bootstrap, ['ensure', '--ui-version', '0.1.0'], { env }).done;
+    assert.ok(r.error, `${reason}: an error event`);
+    if (exit != null) assert.equal(r.error.exit_code, exit, `${reason}: ${JSON.stringify(r.error)}`);
+    await page.evaluate(() => window.peftView.reset());
+    await feed(page, [...r.events.filter((e) => e.event === 'hardware'), { ...r.error, t: 1 }]);
+    const title = await text(page, '#title');
+    assert.equal(title, D.errorAdvice(r.error).title, reason);
+    // a bootstrapper that says the reason gets the reason's own title
+    if (r.error.reason) assert.equal(r.error.reason, reason, JSON.stringify(r.error));
+    const all = await page.locator('body').innerText();
+    assert.doesNotMatch(all, /(^|\s)--[a-z]/m, `${reason}: a flag in the window: ${all}`);
+    assert.doesNotMatch(all, /PEFT_/, `${reason}: a variable in the window: ${all}`);
+    await assertHolds(page, reason);
+    seen.push(`${reason}: exit ${r.error.exit_code}, reason ${r.error.reason || '(none)'} -> "${title}"`);
+  }
+  t.diagnostic(seen.join('\n'));
+});
