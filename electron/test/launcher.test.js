@@ -144,11 +144,20 @@ test('cancel stops the bootstrapper and keeps the partial download; the next try
 
   // "Try again" at full speed: resumed from where it stopped, then the engine runs
   srv.throttle = 0;
+  const before = events.length;
   const engine = await launcher.start();
   assert.ok(engine && engine.running);
   const resumed = srv.ranges.filter(([url]) => url.startsWith('/blobs/'));
   assert.equal(resumed.length, 1, JSON.stringify(srv.ranges));
   assert.ok(resumed[0][1] > 0 && resumed[0][1] <= kept, `resumed at ${resumed[0][1]} of ${kept} kept`);
+  // the window says "Resuming at …" from the progress events' resumed_from (where the bootstrapper sends it)
+  const again = events.slice(before).filter((e) => e.event === 'progress' && e.phase === 'download');
+  t.diagnostic(`first progress after the retry: ${JSON.stringify(again[0])}`);
+  if (again.some((e) => 'resumed_from' in e)) {
+    assert.ok(again.every((e) => e.resumed_from === resumed[0][1]), JSON.stringify(again.slice(0, 2)));
+    const D = require('../ui/describe.js');
+    assert.match(D.transferWords({ phase: 'download', done: again[0].done, total: again[0].total, resumedFrom: again[0].resumed_from }), /^Resuming at \d/);
+  }
   await launcher.stop();
   assert.equal(proc.alive(engine.pid), false);
 });

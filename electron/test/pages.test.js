@@ -403,6 +403,14 @@ test('real errors from the real bootstrapper: the window names the problem by re
     assert.ok(r.error, `${reason}: an error event`);
     if (exit != null) assert.equal(r.error.exit_code, exit, `${reason}: ${JSON.stringify(r.error)}`);
     await page.evaluate(() => window.peftView.reset());
+    const retries = r.events.filter((e) => e.event === 'retry');
+    if (retries.length) {
+      // each retry shows at once, in words, before the final error
+      await feed(page, [...r.events.filter((e) => e.event === 'hardware'), { ...retries[0], t: 1 }]);
+      assert.match(await text(page, '#notice-heading'), /^(Connection lost|The server can't find a file|The server had a problem|The download was interrupted) — trying again (in \d+ s|now) \(attempt \d+ of \d+\)$/, JSON.stringify(retries[0]));
+      seen.push(`${reason}: ${retries.length} retry event(s), first shown as "${await text(page, '#notice-heading')}"`);
+      await page.evaluate(() => window.peftView.reset());
+    }
     await feed(page, [...r.events.filter((e) => e.event === 'hardware'), { ...r.error, t: 1 }]);
     const title = await text(page, '#title');
     assert.equal(title, D.errorAdvice(r.error).title, reason);
