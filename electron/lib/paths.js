@@ -92,6 +92,10 @@ function devVenvCommand() {
  */
 function devPythonProblem(env = process.env, repoDir = REPO_DIR) {
   const { python, venv } = devPythonChoice(env, repoDir);
+  if (venv === 'PEFT_DEV_PYTHON' && python.includes(path.sep) && !isExecutable(python)) {
+    return `PEFT_DEV_PYTHON names ${python}, which is not an executable file. Point it at a Python with the engine's packages, `
+      + `or unset it and make the dev venv with:  ${devVenvCommand()}`;
+  }
   if (venv) return null;
   const r = require('node:child_process').spawnSync(python, ['-c', 'import fastapi, uvicorn'], { encoding: 'utf8', timeout: 20000, env });
   if (r.status === 0) return null;
