@@ -101,7 +101,9 @@ async function onAction(_e, name, arg) {
   const choice = { ...launcher.choice };
   switch (name) {
     case 'retry': return start(choice);
-    case 'cpu': return start({ ...choice, variant: paths.cpuVariant() });
+    case 'cpu': // remembered like "Switch engine": the next launch does not try the engine that failed again
+      settings = settingsFile.save(settingsDir, { variant: paths.cpuVariant() });
+      return start({ ...choice, variant: paths.cpuVariant() });
     case 'auto': settings = settingsFile.save(settingsDir, { variant: null }); return start({ ...choice, variant: undefined, offlineDir: undefined });
     case 'switch': {
       if (typeof arg !== 'string' || !/^[a-z0-9][a-z0-9._-]*$/.test(arg)) return null;
