@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from . import mlstack
+from . import mlstack, selftest
 from .buildinfo import BUILD_INFO
 from .jobs import JobManager
 
@@ -79,6 +79,8 @@ def create_app(manager=None):
         if app.state.jobs.stopping.is_set():
             raise HTTPException(status_code=503, detail="the engine is shutting down")
         return app.state.jobs.submit(req.model_dump()).snapshot()
+
+    selftest.register(app)  # POST /self-test, GET /self-test/{id}
 
     @app.get("/jobs")
     async def list_jobs():

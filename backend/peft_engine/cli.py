@@ -4,6 +4,7 @@
     peft_engine --probe                         check the variant's accelerator (JSON)
     peft_engine --version                       print version and variant
     peft_engine --self-check                    import every module the bundle needs (JSON)
+    peft_engine --self-test [STEPS]             train a tiny LoRA here; one JSON line; exit 0/1/3 (selftest.py)
 """
 
 import argparse
@@ -78,9 +79,14 @@ def parse_args(argv):
     mode.add_argument("--probe", action="store_true", help="test the variant's accelerator, print JSON, exit 0 if usable")
     mode.add_argument("--version", action="store_true", help="print version and variant and exit")
     mode.add_argument("--self-check", action="store_true", help="import every module this bundle needs, print JSON")
+    mode.add_argument("--self-test", type=int, nargs="?", const=-1, metavar="STEPS",
+                      help="train a tiny LoRA on a model made on the spot, print JSON; exit 0 done, 1 failed, "
+                           "3 unavailable (no torch)")
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be 0..65535, not {args.port}")
+    if args.self_test not in (None, -1) and not 1 <= args.self_test <= 1000:
+        parser.error(f"--self-test STEPS must be 1..1000, not {args.self_test}")
     return args
 
 
@@ -95,6 +101,9 @@ def main(argv=None):
         return probe_main()
     if args.self_check:
         return self_check()
+    if args.self_test is not None:
+        from . import selftest
+        return selftest.main(selftest.DEFAULT_STEPS if args.self_test == -1 else args.self_test)
     from .server import serve
     try:
         status = serve(args.host, args.port, args.log_level)
