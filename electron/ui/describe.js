@@ -15,6 +15,7 @@
     if ((m = /^rocm(\d+(?:\.\d+)?)?$/.exec(tag))) return { kind: 'rocm', words: m[1] ? `ROCm ${m[1]} engine` : 'ROCm engine' };
     if (tag === 'metal' || tag === 'mps') return { kind: 'metal', words: 'Metal engine' };
     if (tag === 'cpu') return { kind: 'cpu', words: 'CPU engine' };
+    if (tag === 'dev') return { kind: 'dev', words: 'development engine (from source)' };
     return { kind: 'other', words: variant ? `${variant} engine` : 'engine' };
   }
 

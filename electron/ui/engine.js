@@ -38,11 +38,12 @@
       const i = this.info;
       const r = i.running;
       this._text('subtitle', r
-        ? `${D.engineSentence(i.detect && i.detect.hardware, r.variant)} is running (${r.version}).`
+        ? `${D.engineSentence(i.detect && i.detect.hardware, r.variant).replace(/^./, (c) => c.toUpperCase())} is running (${r.version}).`
         : i.error ? `Could not ask the engine: ${i.error}` : 'The engine is not running.');
       this._rows('running-rows', E.runningRows(i));
       const u = E.updateState(i.update);
-      this._text('update-text', u.text);
+      const dev = i.mode === 'dev';
+      this._text('update-text', dev ? 'Development mode: the engine runs from this checkout\'s source; nothing is downloaded or updated.' : u.text);
       this._buttons('update-actions', u.restart ? [['restart', 'Restart to update', 'primary']] : []);
       this._variants();
       this._installed();
@@ -93,7 +94,8 @@
       const rows = E.installedRows(i.status);
       if (!rows.length) {
         const li = this.doc.createElement('li');
-        li.appendChild(this._block('meta', i.status && i.status.error ? 'Cannot list the installed versions just now (details in the log).' : 'No installed versions listed.'));
+        li.appendChild(this._block('meta', i.mode === 'dev' ? 'Development mode: nothing is installed.'
+          : i.status && i.status.error ? 'Cannot list the installed versions just now (details in the log).' : 'No installed versions listed.'));
         list.appendChild(li);
       }
       for (const r of rows) {

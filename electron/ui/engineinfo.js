@@ -39,7 +39,7 @@
     const hw = info.detect && info.detect.hardware;
     const sys = r.system || {};
     const rows = [
-      ['Engine', `${D.engineOf(r.variant || sys.variant).words} ${r.version || sys.version || ''}`.trim()],
+      ['Engine', `${D.engineOf(r.variant || sys.variant).words} ${r.version || sys.version || ''}`.trim().replace(/^./, (c) => c.toUpperCase())],
       ['Variant', r.variant || sys.variant || 'unknown'],
       ['Runs on', r.system ? deviceWords(sys, hw) : 'unknown (the engine did not say)'],
     ];
@@ -122,7 +122,7 @@
     const s = st || {};
     const losses = Array.isArray(s.losses) ? s.losses.map(Number).filter(Number.isFinite) : [];
     const lines = [];
-    if (s.device) lines.push(['Device', s.device_name ? `${s.device_name} (${s.device})` : s.device]);
+    if (s.device && s.device !== 'none') lines.push(['Device', s.device_name ? `${s.device_name} (${s.device})` : s.device]);
     if (Number.isFinite(s.steps)) lines.push(['Steps', `${s.steps_done || 0} of ${s.steps}`]);
     if (Number.isFinite(s.steps_per_second) && s.steps_per_second > 0) lines.push(['Speed', `${s.steps_per_second >= 10 ? Math.round(s.steps_per_second) : s.steps_per_second.toFixed(2)} steps per second`]);
     if (losses.length) lines.push(['Loss', losses.length > 1 ? `${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}` : losses[0].toFixed(3)]);
