@@ -80,19 +80,22 @@ pub struct SelfUpdateArgs {
     pub check: bool,
 }
 
-/// The settings every command shares; each has an environment variable.
+/// The settings every command shares; each has an environment variable, and the
+/// repository, channel and keys may also come from `release.json` beside the binary.
 #[derive(Debug, Args, Default)]
 pub struct SettingsArgs {
-    /// Channel manifest URL (https://, http://, file://) or repository root.
+    /// Channel manifest URL (https://, http://, file://) or repository root
+    /// [default: release.json beside this executable].
     #[arg(long, global = true, env = env::MANIFEST_URL, value_name = "URL")]
     pub manifest_url: Option<String>,
-    /// Release channel.
-    #[arg(long, global = true, env = env::CHANNEL, default_value = "stable")]
-    pub channel: String,
+    /// Release channel [default: release.json's, else stable].
+    #[arg(long, global = true, env = env::CHANNEL, value_name = "NAME")]
+    pub channel: Option<String>,
     /// Where installs and downloads live [default: <data dir>/PEFT Studio/backend].
     #[arg(long, global = true, env = env::CACHE_DIR, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// A pre-fetched bundle folder (a release repository); no network is touched.
+    /// A pre-fetched bundle folder: the folder made by `peft-release offline`, or a
+    /// folder holding it up to two levels below (e.g. the USB stick); no network is touched.
     #[arg(long, global = true, env = env::OFFLINE_DIR, value_name = "DIR")]
     pub offline_dir: Option<PathBuf>,
     /// Force a variant id, or `auto`.

@@ -64,11 +64,201 @@ pub enum Error {
     /// A bug (exit 1).
     #[error("internal error: {0}")]
     Internal(String),
+    /// A failure whose finer [`Reason`] is known where it is made (a missing
+    /// repository, an invalid `release.json`, an expired manifest, ...); its `code`
+    /// and exit code follow from the reason.
+    #[error("{message}")]
+    Reasoned {
+        reason: Reason,
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+/// The stable, finer `reason` of an `error` event (and of a `retry` event), beside
+/// its `code` and `exit_code`. Consumers fall back to `code` for one they do not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// No repository named anywhere (no flag, variable, `release.json`, offline folder).
+    NotConfigured,
+    /// `release.json` is present but unreadable or invalid.
+    ConfigInvalid,
+    /// Any other bad flag or setting.
+    Usage,
+    /// `--variant` names an id no release of the channel offers.
+    UnknownVariant,
+    /// The offline folder holds no `peft-backend-bundles/` or repository within two levels.
+    NotABundleFolder,
+    /// Connection refused, DNS, timeout (after the retries).
+    Unreachable,
+    /// The server answered 404 or 410 (or a repository folder lacks the file).
+    NotFound,
+    /// Another HTTP status (5xx, 403, ...) after the retries.
+    ServerError,
+    /// The manifest is past its `expires_at`.
+    Expired,
+    /// A bad signature, hash or size.
+    Tampered,
+    /// Signed by a key that is not trusted.
+    UntrustedKey,
+    /// A serial lower than one already accepted (a rollback attack).
+    Downgrade,
+    /// No variant of any compatible release fits this machine.
+    NoVariant,
+    /// Releases exist but none admits this UI version, or this bootstrapper is too old.
+    Incompatible,
+    /// Permission denied on the cache or download folder.
+    Permission,
+    /// No space left.
+    DiskFull,
+    /// Another local storage failure.
+    Storage,
+    /// Another instance holds the lock.
+    Busy,
+    /// A bug.
+    Internal,
+}
+
+impl Reason {
+    /// Every reason, in the order of the table in docs/BOOTSTRAPPER.md.
+    pub const ALL: [Reason; 19] = [
+        Reason::NotConfigured,
+        Reason::ConfigInvalid,
+        Reason::Usage,
+        Reason::UnknownVariant,
+        Reason::NotABundleFolder,
+        Reason::Unreachable,
+        Reason::NotFound,
+        Reason::ServerError,
+        Reason::Expired,
+        Reason::Tampered,
+        Reason::UntrustedKey,
+        Reason::Downgrade,
+        Reason::NoVariant,
+        Reason::Incompatible,
+        Reason::Permission,
+        Reason::DiskFull,
+        Reason::Storage,
+        Reason::Busy,
+        Reason::Internal,
+    ];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NotConfigured => "not_configured",
+            Reason::ConfigInvalid => "config_invalid",
+            Reason::Usage => "usage",
+            Reason::UnknownVariant => "unknown_variant",
+            Reason::NotABundleFolder => "not_a_bundle_folder",
+            Reason::Unreachable => "unreachable",
+            Reason::NotFound => "not_found",
+            Reason::ServerError => "server_error",
+            Reason::Expired => "expired",
+            Reason::Tampered => "tampered",
+            Reason::UntrustedKey => "untrusted_key",
+            Reason::Downgrade => "downgrade",
+            Reason::NoVariant => "no_variant",
+            Reason::Incompatible => "incompatible",
+            Reason::Permission => "permission",
+            Reason::DiskFull => "disk_full",
+            Reason::Storage => "storage",
+            Reason::Busy => "busy",
+            Reason::Internal => "internal",
+        }
+    }
+
+    /// The `code` this reason refines.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::NotConfigured
+            | Reason::ConfigInvalid
+            | Reason::Usage
+            | Reason::UnknownVariant
+            | Reason::NotABundleFolder => "usage",
+            Reason::Unreachable | Reason::NotFound | Reason::ServerError => "network",
+            Reason::Expired | Reason::Tampered | Reason::UntrustedKey | Reason::Downgrade => {
+                "integrity"
+            }
+            Reason::NoVariant | Reason::Incompatible => "no_variant",
+            Reason::Permission | Reason::DiskFull | Reason::Storage => "storage",
+            Reason::Busy => "busy",
+            Reason::Internal => "internal",
+        }
+    }
+
+    /// The process exit code (docs/CONTRACT.md §4).
+    pub fn exit_code(self) -> u8 {
+        match self.code() {
+            "usage" => 2,
+            "network" => 3,
+            "integrity" => 4,
+            "no_variant" => 5,
+            "storage" => 6,
+            "busy" => 7,
+            _ => 1,
+        }
+    }
+
+    /// What an I/O error on the cache means.
+    pub fn of_io(e: &io::Error) -> Reason {
+        match e.kind() {
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                Reason::Permission
+            }
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Reason::DiskFull,
+            _ => Reason::Storage,
+        }
+    }
+
+    /// What a network failure's text says: a 404 or 410 (or a missing file in a
+    /// repository folder) is `not_found`, another HTTP status `server_error`, the
+    /// rest (refused, DNS, timeouts, TLS) `unreachable`. When several sources
+    /// failed, a server that answered wins over one that could not be reached.
+    pub fn of_network(detail: &str) -> Reason {
+        let statuses: Vec<u16> = detail
+            .match_indices("HTTP ")
+            .filter_map(|(i, m)| {
+                let rest = &detail[i + m.len()..];
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                (digits.len() == 3).then(|| digits.parse().ok()).flatten()
+            })
+            .collect();
+        let missing_file =
+            detail.contains("No such file or directory") || detail.contains("cannot find the file");
+        if statuses.iter().any(|s| matches!(s, 404 | 410)) || missing_file {
+            Reason::NotFound
+        } else if !statuses.is_empty() {
+            Reason::ServerError
+        } else {
+            Reason::Unreachable
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Error {
     pub fn usage(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
         Error::Usage {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// An error whose [`Reason`] is known where it is made.
+    pub fn reasoned(
+        reason: Reason,
+        message: impl Into<String>,
+        hint: impl Into<Option<String>>,
+    ) -> Self {
+        Error::Reasoned {
+            reason,
             message: message.into(),
             hint: hint.into(),
         }
@@ -105,9 +295,26 @@ impl Error {
         }
     }
 
+    /// The stable, finer reason of the `error` event.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Error::Internal(_) => Reason::Internal,
+            Error::Usage { .. } => Reason::Usage,
+            Error::Network { detail, .. } => Reason::of_network(detail),
+            Error::Integrity { .. } => Reason::Tampered,
+            Error::NoVariant { .. } => Reason::NoVariant,
+            Error::Storage { source, .. } => Reason::of_io(source),
+            Error::Unusable { .. } => Reason::Storage,
+            Error::DiskFull { .. } => Reason::DiskFull,
+            Error::Busy { .. } => Reason::Busy,
+            Error::Reasoned { reason, .. } => *reason,
+        }
+    }
+
     /// The process exit code (docs/CONTRACT.md §4).
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::Reasoned { reason, .. } => reason.exit_code(),
             Error::Internal(_) => 1,
             Error::Usage { .. } => 2,
             Error::Network { .. } => 3,
@@ -121,6 +328,7 @@ impl Error {
     /// The stable `code` of the JSON `error` event.
     pub fn code(&self) -> &'static str {
         match self {
+            Error::Reasoned { reason, .. } => reason.code(),
             Error::Internal(_) => "internal",
             Error::Usage { .. } => "usage",
             Error::Network { .. } => "network",
@@ -134,19 +342,23 @@ impl Error {
     /// What a person can do about it.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Usage { hint, .. } | Error::Integrity { hint, .. } | Error::NoVariant { hint, .. } => hint.clone(),
+            Error::Usage { hint, .. }
+            | Error::Integrity { hint, .. }
+            | Error::NoVariant { hint, .. }
+            | Error::Reasoned { hint, .. } => hint.clone(),
             Error::Network { hint: Some(h), .. } => Some(h.clone()),
             Error::Unusable { hint, .. } => Some(hint.clone()),
-            Error::Network { hint: None, .. } => Some(
-                "check the internet connection or proxy settings, or install from a pre-fetched folder with --offline-dir"
-                    .into(),
-            ),
-            Error::Storage { source, path, .. } => Some(match source.kind() {
-                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => format!(
+            Error::Network { hint: None, detail, .. } => Some(match Reason::of_network(detail) {
+                Reason::NotFound => "the repository does not have this file: check that the manifest URL names the right repository and channel (--manifest-url, PEFT_MANIFEST_URL or release.json), or ask its publisher whether the release was removed".into(),
+                Reason::ServerError => "the server answered with an error: try again later, or ask the repository's publisher".into(),
+                _ => "check the internet connection or proxy settings, or install from a pre-fetched folder with --offline-dir".into(),
+            }),
+            Error::Storage { source, path, .. } => Some(match Reason::of_io(source) {
+                Reason::Permission => format!(
                     "make {} writable for this user, or set PEFT_CACHE_DIR to a folder you own",
                     path.display()
                 ),
-                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => format!(
+                Reason::DiskFull => format!(
                     "free space on the disk holding {} and run the command again (what was downloaded is kept and resumed), or set PEFT_CACHE_DIR to a larger disk",
                     path.display()
                 ),
@@ -236,6 +448,90 @@ mod tests {
         ];
         for (e, code, name) in cases {
             assert_eq!((e.exit_code(), e.code()), (code, name), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_reason_refines_its_code_and_exit() {
+        let table = [
+            ("not_configured", "usage", 2),
+            ("config_invalid", "usage", 2),
+            ("usage", "usage", 2),
+            ("unknown_variant", "usage", 2),
+            ("not_a_bundle_folder", "usage", 2),
+            ("unreachable", "network", 3),
+            ("not_found", "network", 3),
+            ("server_error", "network", 3),
+            ("expired", "integrity", 4),
+            ("tampered", "integrity", 4),
+            ("untrusted_key", "integrity", 4),
+            ("downgrade", "integrity", 4),
+            ("no_variant", "no_variant", 5),
+            ("incompatible", "no_variant", 5),
+            ("permission", "storage", 6),
+            ("disk_full", "storage", 6),
+            ("storage", "storage", 6),
+            ("busy", "busy", 7),
+            ("internal", "internal", 1),
+        ];
+        assert_eq!(Reason::ALL.len(), table.len());
+        for (r, (name, code, exit)) in Reason::ALL.iter().zip(table) {
+            assert_eq!((r.as_str(), r.code(), r.exit_code()), (name, code, exit));
+            assert_eq!(
+                serde_json::to_value(r).expect("json"),
+                serde_json::json!(name)
+            );
+            let e = Error::reasoned(*r, "m", None);
+            assert_eq!((e.reason(), e.code(), e.exit_code()), (*r, code, exit));
+        }
+    }
+
+    #[test]
+    fn network_failures_are_told_apart() {
+        let net = |d: &str| Error::Network {
+            url: "u".into(),
+            detail: d.into(),
+            hint: None,
+        };
+        for (detail, want) in [
+            ("http://h/x: HTTP 404 Not Found", Reason::NotFound),
+            ("HTTP 410 Gone", Reason::NotFound),
+            ("No such file or directory (os error 2)", Reason::NotFound),
+            (
+                "gave up after 5 failed attempts: HTTP 503 Service Unavailable",
+                Reason::ServerError,
+            ),
+            ("HTTP 403 Forbidden", Reason::ServerError),
+            (
+                "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)",
+                Reason::Unreachable,
+            ),
+            (
+                "a: connection refused; b: HTTP 404 Not Found",
+                Reason::NotFound,
+            ),
+        ] {
+            let e = net(detail);
+            assert_eq!(e.reason(), want, "{detail}");
+            assert_eq!(e.exit_code(), 3);
+        }
+        let h = net("HTTP 404 Not Found").hint().unwrap_or_default();
+        assert!(!h.contains("internet"), "{h}");
+        let h = net("connection refused").hint().unwrap_or_default();
+        assert!(h.contains("internet"), "{h}");
+    }
+
+    #[test]
+    fn storage_reasons_follow_the_io_error() {
+        let p = Path::new("/c");
+        let kind = |k| Error::storage("writing", p, io::Error::from(k)).reason();
+        assert_eq!(kind(io::ErrorKind::PermissionDenied), Reason::Permission);
+        assert_eq!(kind(io::ErrorKind::ReadOnlyFilesystem), Reason::Permission);
+        assert_eq!(kind(io::ErrorKind::StorageFull), Reason::DiskFull);
+        assert_eq!(kind(io::ErrorKind::InvalidData), Reason::Storage);
+        let enospc = Error::storage("writing", p, io::Error::from_raw_os_error(28));
+        if cfg!(unix) {
+            assert_eq!(enospc.reason(), Reason::DiskFull);
         }
     }
 

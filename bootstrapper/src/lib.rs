@@ -29,7 +29,7 @@ mod version;
 
 pub use cli::{Cli, Command};
 pub use commands::{Next, Session, Settings, default_cache_dir, run};
-pub use error::{Error, Result};
+pub use error::{Error, Reason, Result};
 pub use report::{Event, Reporter, reporter};
 pub use self_update::reexec;
 pub use version::VERSION;

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     let failed = |e: Error| {
         reporter.emit(Event::Error {
             code: e.code().into(),
+            reason: e.reason().as_str().into(),
             message: e.to_string(),
             exit_code: e.exit_code(),
             hint: e.hint(),
@@ -59,6 +60,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
     if code != 0 && std::env::args().any(|a| a == "--json") {
         let ev = Event::Error {
             code: "usage".into(),
+            reason: "usage".into(),
             message: e.kind().to_string(),
             exit_code: 2,
             hint: Some(e.to_string()),

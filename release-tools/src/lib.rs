@@ -14,6 +14,7 @@ pub mod layout;
 pub mod offline;
 pub mod pack;
 pub mod publish;
+pub mod release_config;
 pub mod rotation;
 pub mod verify;
 

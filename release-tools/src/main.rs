@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use peft_release::offline::{OfflineArgs, offline};
 use peft_release::pack::{PackArgs, pack};
 use peft_release::publish::{PublishArgs, publish};
+use peft_release::release_config::{self, ReleaseConfigArgs};
 use peft_release::verify::VerifyArgs;
 use peft_release::{ReleaseError, keys, verify};
 
@@ -35,6 +36,9 @@ enum Command {
     Offline(OfflineArgs),
     /// Check the signature, structure and every blob of a channel, as a bootstrapper would.
     Verify(VerifyArgs),
+    /// Write the release.json a built app carries beside peft-bootstrap
+    /// (resources/bin/release.json): its repository, channel, mirrors and keys.
+    ReleaseConfig(ReleaseConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -125,6 +129,15 @@ fn run(cli: Cli) -> Result<(), ReleaseError> {
                 installs.join(", "),
                 r.blobs.len(),
                 r.bytes
+            );
+        }
+        Command::ReleaseConfig(args) => {
+            let v = release_config::write(&args)?;
+            eprintln!(
+                "wrote {}: {} (channel {})",
+                args.out.display(),
+                v["manifest_url"].as_str().unwrap_or_default(),
+                v["channel"].as_str().unwrap_or_default()
             );
         }
         Command::Verify(args) => {

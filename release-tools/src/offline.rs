@@ -277,9 +277,14 @@ pub fn readme(r: &OfflineReport, channel: &str) -> String {
          Either name it when installing:\n\n    \
          peft-bootstrap ensure --offline-dir /path/to/this/folder\n    \
          (or set PEFT_OFFLINE_DIR=/path/to/this/folder)\n\n\
-         or keep this folder's name, `peft-backend-bundles`, and put it next to PEFT\n\
-         Studio (beside the app, or beside the installer on the stick): the app then\n\
-         installs from it by itself. No network is used. Everything is checked as if\n\
+         naming this folder itself, or the drive or folder that holds it at most two\n\
+         levels up (e.g. the stick's root when this folder is /stick/peft-backend-bundles\n\
+         or /stick/<any folder>/peft-backend-bundles); nothing deeper is searched.\n\
+         Or keep this folder's name, `peft-backend-bundles`, and put it in the folder\n\
+         of the peft-bootstrap program, or one or two folders above it (for the\n\
+         packaged app: resources/bin/, resources/, or the app's own folder), or beside\n\
+         PEFT Studio.app on a Mac: the app then installs from it by itself.\n\
+         No network is used. Everything is checked as if\n\
          downloaded: the manifest's signature, that it is not older than what this\n\
          machine already accepted, and every file's size and SHA-256. A manifest past\n\
          its expiry date is still accepted from an offline folder, with a warning.\n\n\

@@ -91,6 +91,7 @@ pub enum Event {
     },
     Error {
         code: ErrorCode,
+        reason: Reason,
         message: String,
         exit_code: u8,
         #[serde(default)]
@@ -128,6 +129,49 @@ pub enum ErrorCode {
     NoVariant,
     Storage,
     Busy,
+}
+
+/// The `error` event's finer reasons (docs/BOOTSTRAPPER.md, "Error reasons").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    NotConfigured,
+    ConfigInvalid,
+    Usage,
+    UnknownVariant,
+    NotABundleFolder,
+    Unreachable,
+    NotFound,
+    ServerError,
+    Expired,
+    Tampered,
+    UntrustedKey,
+    Downgrade,
+    NoVariant,
+    Incompatible,
+    Permission,
+    DiskFull,
+    Storage,
+    Busy,
+    Internal,
+}
+
+impl Reason {
+    /// The `code` the reason refines.
+    pub fn code(self) -> ErrorCode {
+        use Reason::*;
+        match self {
+            NotConfigured | ConfigInvalid | Usage | UnknownVariant | NotABundleFolder => {
+                ErrorCode::Usage
+            }
+            Unreachable | NotFound | ServerError => ErrorCode::Network,
+            Expired | Tampered | UntrustedKey | Downgrade => ErrorCode::Integrity,
+            NoVariant | Incompatible => ErrorCode::NoVariant,
+            Permission | DiskFull | Storage => ErrorCode::Storage,
+            Busy => ErrorCode::Busy,
+            Internal => ErrorCode::Internal,
+        }
+    }
 }
 
 impl ErrorCode {
@@ -212,9 +256,17 @@ pub fn parse(line: &str) -> Event {
     let e: Event = serde_json::from_str(line)
         .unwrap_or_else(|e| panic!("stdout line is not a documented event ({e}): {line:?}"));
     if let Event::Error {
-        code, exit_code, ..
+        code,
+        reason,
+        exit_code,
+        ..
     } = &e
     {
+        assert_eq!(
+            reason.code(),
+            *code,
+            "the error reason and code disagree: {line}"
+        );
         assert_eq!(
             code.exit_code(),
             *exit_code,

@@ -3,7 +3,9 @@
 use peft_manifest::VariantCatalog;
 use peft_manifest::select::{catalog_manifest, select_excluding};
 
-use super::{Next, Session, choose, detect_here, emit_hardware, emit_selection, no_variant};
+use super::{
+    Next, Session, choose, detect_here, emit_hardware, emit_selection, no_variant, unknown_variant,
+};
 use crate::cache::BadVariants;
 use crate::error::{Error, Result};
 use crate::source::Shelf;
@@ -17,11 +19,12 @@ pub async fn run(ctx: &Session<'_>) -> Result<Next> {
     emit_hardware(ctx, &hw, true);
     let Some(root) = s.repo.clone() else {
         reporter.warn(
-            "no release repository is configured (--manifest-url or --offline-dir): judging the built-in variant catalogue".into(),
+            "no release repository is configured (--manifest-url, --offline-dir or release.json): judging the built-in variant catalogue".into(),
         );
         let catalog = VariantCatalog::builtin()
             .map_err(|e| Error::Internal(format!("the built-in variant catalogue: {e}")))?;
         let m = catalog_manifest(&catalog);
+        unknown_variant(&m, &s.choice)?;
         let out = select_excluding(&m, &hw.hardware, None, &s.choice, &|_, _| None);
         emit_selection(reporter, &out, true, Some("catalog"));
         return match out.selected {

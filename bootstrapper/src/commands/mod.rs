@@ -8,6 +8,7 @@ mod detect;
 mod ensure;
 mod gc;
 mod provision;
+mod release_config;
 mod repair;
 mod rollback;
 mod self_update;
@@ -28,7 +29,7 @@ use semver::VersionReq;
 use crate::cache::{BadVariants, Cache, CacheLock, Current, InstallRecord, State};
 use crate::cli::Command;
 use crate::detect::{Config, Detected};
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 use crate::install::executable;
 use crate::report::{Event, Reporter, Source};
 use crate::source::{Fetcher, Root, Shelf, Trust, accept_signed};
@@ -114,6 +115,7 @@ pub(crate) fn choose<'m>(
     verdicts: bool,
     reporter: &dyn Reporter,
 ) -> Result<peft_manifest::Selection<'m>> {
+    unknown_variant(m, &s.choice)?;
     let probed = bad_reason(bad, state, hw);
     let mut out = select_excluding(
         m,
@@ -223,6 +225,40 @@ pub(crate) fn bad_reason<'a>(
     }
 }
 
+/// A forced variant that no release of the channel offers is a usage error
+/// (`unknown_variant`) listing the ids the channel offers.
+pub(crate) fn unknown_variant(m: &Manifest, choice: &Choice) -> Result<()> {
+    let Choice::Forced(id) = choice else {
+        return Ok(());
+    };
+    let mut offered: Vec<&str> = m
+        .releases
+        .iter()
+        .flat_map(|r| r.variants.iter().map(|v| v.id.as_str()))
+        .collect();
+    if offered.contains(&id.as_str()) {
+        return Ok(());
+    }
+    offered.sort_unstable();
+    offered.dedup();
+    let list = if offered.is_empty() {
+        "none (the channel has no releases)".to_string()
+    } else {
+        offered.join(", ")
+    };
+    Err(Error::reasoned(
+        Reason::UnknownVariant,
+        format!(
+            "no release of channel {:?} offers the variant {id:?}; it offers: {list}",
+            m.channel
+        ),
+        Some(
+            "choose one of those with --variant (PEFT_BACKEND_VARIANT), or `auto` to let the machine decide"
+                .to_string(),
+        ),
+    ))
+}
+
 pub(crate) fn no_variant(m: &Manifest, s: &Settings, out: &Outcome<'_>, hw: &Detected) -> Error {
     let mut message = match &s.choice {
         Choice::Forced(id) => format!(
@@ -245,14 +281,20 @@ pub(crate) fn no_variant(m: &Manifest, s: &Settings, out: &Outcome<'_>, hw: &Det
         .take(8)
         .map(|v| format!("{} {}: {}", v.variant, v.version, v.reason))
         .collect();
-    Error::NoVariant {
-        message,
-        hint: Some(if reasons.is_empty() {
-            "the channel has no releases".into()
-        } else {
-            reasons.join("; ")
-        }),
+    let hint = Some(if reasons.is_empty() {
+        "the channel has no releases".into()
+    } else {
+        reasons.join("; ")
+    });
+    // Releases exist, but none is for this UI version: the app and the channel
+    // do not go together (rather than this machine not fitting).
+    let ui_excluded = s.ui_version.as_ref().is_some_and(|ui| {
+        !m.releases.is_empty() && m.releases.iter().all(|r| !r.ui_compat.matches(ui))
+    });
+    if ui_excluded {
+        return Error::reasoned(Reason::Incompatible, message, hint);
     }
+    Error::NoVariant { message, hint }
 }
 
 /// What every command works with, each made once: the checked settings, the
@@ -310,6 +352,7 @@ impl<'a> Session<'a> {
             channel: &self.s.channel,
             keys: &self.s.keys,
             offline: self.s.offline,
+            mirrors: &self.s.mirrors,
         }
     }
 
@@ -349,12 +392,17 @@ impl<'a> Session<'a> {
         Ok(Err(Next::Reexec { exe, otherwise }))
     }
 
-    /// The roots to fetch from: the offline folder alone, or `root` and the
-    /// manifest's mirrors.
+    /// The roots to fetch from: the offline folder alone, or `root`, release.json's
+    /// mirrors and the manifest's mirrors.
     pub(crate) fn roots(&self, root: &Root, m: &Manifest) -> Vec<Root> {
         let mut roots = vec![root.clone()];
         if !self.s.offline {
-            roots.extend(m.mirrors.iter().filter_map(|u| Root::parse(u).ok()));
+            let manifest_mirrors = m.mirrors.iter().filter_map(|u| Root::parse(u).ok());
+            for r in self.s.mirrors.iter().cloned().chain(manifest_mirrors) {
+                if !roots.contains(&r) {
+                    roots.push(r);
+                }
+            }
         }
         roots
     }

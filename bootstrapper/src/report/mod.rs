@@ -11,7 +11,7 @@
 //! | `progress` | `phase` (`download`, `verify`, `patch`, `extract`), `done`, `total` (bytes) |
 //! | `warning` | `message` |
 //! | `ready` | `version`, `variant`, `dir`, `executable`, `source` (`cache`, `network`, `offline`), `env` (variables to start the engine with, e.g. a narrowed `CUDA_VISIBLE_DEVICES`; `{}` when none) |
-//! | `error` | `code`, `message`, `exit_code`, `hint` |
+//! | `error` | `code`, `reason` (finer and stable, see [`crate::error::Reason`] and docs/BOOTSTRAPPER.md), `message`, `exit_code`, `hint` |
 //! | `update_available` | `version`, `variant`, `bytes` to download, `from` (the delta's base, or null for the full archive) |
 //! | `up_to_date` | `version`, `variant` |
 //! | `staged` | `version`, `variant`, `bytes` downloaded, `from`: ready for the next `ensure` |

@@ -97,6 +97,8 @@ pub enum Event {
     },
     Error {
         code: String,
+        /// The finer, stable reason ([`crate::error::Reason`]).
+        reason: String,
         message: String,
         exit_code: u8,
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -249,13 +249,14 @@ pub async fn catch_up(
         format!("this release channel needs peft-bootstrap {need} or later; this is {ours}");
     let build = build_for_here(m).filter(|b| &b.version >= need);
     let Some(build) = build else {
-        return Err(Error::NoVariant {
+        return Err(Error::reasoned(
+            crate::error::Reason::Incompatible,
             message,
-            hint: Some(format!(
+            Some(format!(
                 "the channel lists no newer peft-bootstrap for {}; update PEFT Studio",
                 platform()
             )),
-        });
+        ));
     };
     if offline {
         let root = roots
@@ -264,22 +265,24 @@ pub async fn catch_up(
         return Err(too_old_offline(root, build, message));
     }
     if !allowed {
-        return Err(Error::NoVariant {
+        return Err(Error::reasoned(
+            crate::error::Reason::Incompatible,
             message,
-            hint: Some(format!(
+            Some(format!(
                 "run `peft-bootstrap self-update` (it installs {}), or `ensure`, which does it first",
                 build.version
             )),
-        });
+        ));
     }
     if std::env::var_os(REEXEC_MARK).is_some() {
-        return Err(Error::NoVariant {
+        return Err(Error::reasoned(
+            crate::error::Reason::Incompatible,
             message,
-            hint: Some(
+            Some(
                 "it was just updated and still does not satisfy the manifest; update PEFT Studio"
                     .into(),
             ),
-        });
+        ));
     }
     reporter.warn(format!(
         "{message}: updating peft-bootstrap to {} ({}) first",

@@ -5,12 +5,12 @@
 //! remembers what the core says to remember of the channel (`state.json`).
 
 use peft_manifest::accept::rfc3339;
-use peft_manifest::{Manifest, Policy, Refusal, TrustedKeys, accept};
+use peft_manifest::{Manifest, Policy, Refusal, TrustError, TrustedKeys, accept};
 use time::OffsetDateTime;
 
 use super::{Fetcher, Root, manifest_path};
 use crate::cache::{Cache, CacheLock};
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 use crate::report::Reporter;
 
 /// The largest manifest accepted; real ones are a few kB.
@@ -25,6 +25,9 @@ pub struct Trust<'a> {
     pub channel: &'a str,
     pub keys: &'a TrustedKeys,
     pub offline: bool,
+    /// Roots tried for the manifest after `root` when it cannot be fetched there
+    /// (release.json's `mirrors`; none offline).
+    pub mirrors: &'a [Root],
 }
 
 /// Fetches, verifies and accepts the channel manifest from `root`. Its
@@ -41,7 +44,11 @@ pub async fn accept_signed(
 ) -> Result<Manifest> {
     let path = manifest_path(s.channel);
     let sig_path = format!("{path}.minisig");
-    let roots = std::slice::from_ref(root);
+    let mut roots = vec![root.clone()];
+    if !s.offline {
+        roots.extend(s.mirrors.iter().filter(|m| *m != root).cloned());
+    }
+    let roots = &roots[..];
     let mut state = cache.state()?;
     let memory = state.channels.get(s.channel).cloned().unwrap_or_default();
     let policy = Policy {
@@ -64,9 +71,14 @@ pub async fn accept_signed(
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
             Err(Refusal::Untrusted(e)) => {
-                return Err(Error::integrity_hint(
+                let reason = match e {
+                    TrustError::UnknownSigner { .. } => Reason::UntrustedKey,
+                    _ => Reason::Tampered,
+                };
+                return Err(Error::reasoned(
+                    reason,
                     format!("the manifest {} is not trusted: {e}", root.describe(&path)),
-                    "nothing was installed; check that the app and the repository use the same release key (after a key rotation, a machine that never saw the announcement needs a newer PEFT Studio or --trusted-key)",
+                    Some("nothing was installed; check that the app and the repository use the same release key (after a key rotation, a machine that never saw the announcement needs a newer PEFT Studio or --trusted-key)".to_string()),
                 ));
             }
             Err(r) => return Err(refused(r)),
@@ -102,32 +114,37 @@ pub async fn accept_signed(
     Ok(accepted.manifest)
 }
 
-/// The error and hint a refused manifest is reported with.
+/// The error, reason and hint a refused manifest is reported with.
 fn refused(r: Refusal) -> Error {
-    match r {
-        Refusal::NewerSchema { .. } => Error::NoVariant {
-            message: r.to_string(),
-            hint: Some("update PEFT Studio".into()),
-        },
-        Refusal::Replayed { .. } => Error::integrity_hint(
-            r.to_string(),
+    let (reason, hint) = match &r {
+        Refusal::NewerSchema { .. } => (Reason::Incompatible, "update PEFT Studio"),
+        Refusal::Replayed { .. } => (
+            Reason::Downgrade,
             "the repository or a mirror serves an outdated manifest; the installed backend is unchanged",
         ),
         Refusal::Expired {
             clock_behind: Some(_),
             ..
-        } => Error::integrity_hint(
-            r.to_string(),
+        } => (
+            Reason::Expired,
             "set this machine's clock to the right time; the installed backend is unchanged",
         ),
-        Refusal::Expired { .. } => Error::integrity_hint(
-            r.to_string(),
-            "the repository has not been republished; the installed backend is unchanged",
+        Refusal::Expired { .. } => (
+            Reason::Expired,
+            "the repository has not been republished since; ask its publisher to publish again (an offline folder made from it still installs); the installed backend is unchanged",
         ),
-        Refusal::RetiredKey { .. } => Error::integrity_hint(
-            r.to_string(),
+        Refusal::RetiredKey { .. } => (
+            Reason::UntrustedKey,
             "the repository or a mirror serves a manifest signed with a release key that was rotated out (possibly stolen); the installed backend is unchanged",
         ),
-        _ => Error::integrity(r.to_string()),
-    }
+        Refusal::Untrusted(TrustError::UnknownSigner { .. }) => (
+            Reason::UntrustedKey,
+            "nothing was installed; check that the app and the repository use the same release key",
+        ),
+        _ => (
+            Reason::Tampered,
+            "nothing was installed; the repository, a mirror or a proxy serves an altered or broken manifest",
+        ),
+    };
+    Error::reasoned(reason, r.to_string(), Some(hint.to_string()))
 }

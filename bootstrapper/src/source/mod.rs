@@ -13,7 +13,7 @@ mod watch;
 pub use accept::{Trust, accept_signed};
 pub use fetch::range::Ranged;
 pub use fetch::{Fetcher, hash_file};
-pub use offline::{Shelf, discover, too_old_offline};
+pub use offline::{Shelf, discover, find_bundles, too_old_offline};
 pub use watch::{NoWatch, Watch};
 
 use std::path::PathBuf;

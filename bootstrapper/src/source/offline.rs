@@ -9,6 +9,9 @@
 //! predicate handed to the pure `select_excluding`; when the build that fits this
 //! machine best is not in the folder, the error or warning names the files to fetch.
 //!
+//! A folder named with `--offline-dir` may be the repository itself or a folder
+//! holding it up to two levels below ([`find_bundles`]), such as the stick's root.
+//!
 //! Discovery ([`discover`]): with neither `--offline-dir` nor `--manifest-url` (nor
 //! their variables) set, a folder named [`FOLDER_NAME`] beside the running
 //! executable, beside its parent folder, or beside a macOS `.app` bundle holding it
@@ -22,7 +25,7 @@ use peft_manifest::select::Outcome;
 use peft_manifest::{Blob, BootstrapperBuild, Selection, Variant};
 
 use super::Root;
-use crate::error::{Error, Result, human_bytes};
+use crate::error::{Error, Reason, Result, human_bytes};
 use crate::report::Reporter;
 
 /// The name of an offline folder found by [`discover`].
@@ -70,6 +73,80 @@ pub fn discover() -> Option<PathBuf> {
         );
     }
     found
+}
+
+/// How deep below a folder named with `--offline-dir` [`find_bundles`] looks.
+pub const SEARCH_DEPTH: usize = 2;
+
+/// At most this many entries of one folder are looked at (a stick's root may hold
+/// thousands of files).
+const MAX_ENTRIES: usize = 4096;
+
+/// The repository a folder picked by a person holds: the folder itself when it is
+/// one (it has `channels/`), else a `peft-backend-bundles/` folder, or any folder
+/// with `channels/`, up to [`SEARCH_DEPTH`] levels below it (a USB stick's root,
+/// or the folder holding the stick's folder), nearest first, a
+/// `peft-backend-bundles` before other names, then by name. Hidden folders are
+/// skipped. A folder that does not exist or holds none is `not_a_bundle_folder`.
+pub fn find_bundles(dir: &Path) -> Result<PathBuf> {
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let hint = || {
+        Some(format!(
+            "choose the folder made by `peft-release offline` (named {FOLDER_NAME}), or the drive or folder holding it at most two levels down (--offline-dir, PEFT_OFFLINE_DIR)"
+        ))
+    };
+    if !dir.is_dir() {
+        return Err(Error::reasoned(
+            Reason::NotABundleFolder,
+            format!("the offline folder {} does not exist", dir.display()),
+            hint(),
+        ));
+    }
+    if is_repository(&dir) {
+        return Ok(dir);
+    }
+    let mut level = vec![dir.clone()];
+    for _ in 0..SEARCH_DEPTH {
+        let mut next = Vec::new();
+        for parent in &level {
+            next.extend(subfolders(parent));
+        }
+        let mut found: Vec<&PathBuf> = next.iter().filter(|d| is_repository(d)).collect();
+        found.sort_by_key(|d| (d.file_name().is_none_or(|n| n != FOLDER_NAME), (*d).clone()));
+        if let Some(d) = found.first() {
+            tracing::info!(
+                "using the offline folder {} found in {}",
+                d.display(),
+                dir.display()
+            );
+            return Ok((*d).clone());
+        }
+        level = next;
+    }
+    Err(Error::reasoned(
+        Reason::NotABundleFolder,
+        format!(
+            "the folder {} holds no PEFT Studio backend bundles: there is no {FOLDER_NAME} folder (or release repository) in it or up to two levels below",
+            dir.display()
+        ),
+        hint(),
+    ))
+}
+
+/// The visible subfolders of `dir`, sorted (at most [`MAX_ENTRIES`] entries read).
+fn subfolders(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = fs_err::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = rd
+        .take(MAX_ENTRIES)
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    out.sort();
+    out
 }
 
 /// The blobs an offline folder holds, by hex digest, with their sizes.
@@ -220,10 +297,7 @@ pub fn too_old_offline(root: &Root, build: &BootstrapperBuild, message: String) 
             dir.display()
         )
     };
-    Error::NoVariant {
-        message,
-        hint: Some(hint),
-    }
+    Error::reasoned(Reason::Incompatible, message, Some(hint))
 }
 
 #[cfg(test)]
@@ -240,6 +314,32 @@ mod tests {
             "index": {"sha256": i.hex(), "size": 3_000, "files": 3, "unpacked_size": 9_000_000},
         }))
         .expect("a variant")
+    }
+
+    #[test]
+    fn find_bundles_looks_two_levels_down_nearest_and_named_first() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let repo = |rel: &str| {
+            let d = t.path().join(rel);
+            fs_err::create_dir_all(d.join("channels")).expect("mkdir");
+            d
+        };
+        let root = t.path();
+        let deep = repo("a/b/peft-backend-bundles");
+        let e = find_bundles(root).expect_err("three levels down is too deep");
+        assert_eq!(e.reason(), Reason::NotABundleFolder);
+        assert!(e.to_string().contains(&root.display().to_string()), "{e}");
+        let two = repo("a/peft-backend-bundles");
+        assert_eq!(find_bundles(root).expect("two levels"), two);
+        let other = repo("aaa-repo");
+        assert_eq!(find_bundles(root).expect("nearest"), other);
+        let named = repo("peft-backend-bundles");
+        assert_eq!(find_bundles(root).expect("named first"), named);
+        repo(".hidden-repo");
+        assert_eq!(find_bundles(root).expect("hidden skipped"), named);
+        assert_eq!(find_bundles(&deep).expect("itself"), deep);
+        let gone = find_bundles(&root.join("gone")).expect_err("missing");
+        assert_eq!(gone.reason(), Reason::NotABundleFolder);
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod crash;
 mod engine;
 mod offline;
 mod proxy;
+mod reasons;
 mod refusals;
 mod release;
 mod repair;

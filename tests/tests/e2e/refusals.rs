@@ -10,11 +10,13 @@ use peft_e2e::server::Server;
 use peft_e2e::signing::resign;
 use peft_e2e::{MIB, World, assert_error, bootstrap, event, events, exit, release, stderr};
 
-fn assert_refused(w: &World, out: &std::process::Output, cache: &str, needle: &str) {
+/// Exit 4 with `reason`, a message naming `needle`, nothing installed.
+fn assert_refused(w: &World, out: &std::process::Output, cache: &str, needle: &str, reason: &str) {
     assert_eq!(exit(out), 4, "{}", stderr(out));
     let evs = events(out);
     let err = event(&evs, "error").expect("error event");
     assert_eq!(err["exit_code"], 4);
+    assert_eq!(err["reason"], reason, "{err}");
     assert_eq!(err["code"], "integrity");
     let msg = err["message"].as_str().unwrap_or_default();
     assert!(msg.contains(needle), "{msg:?} should mention {needle:?}");
@@ -42,7 +44,7 @@ fn one_flipped_byte_in_the_archive_is_refused() {
     fs_err::write(&blob, bytes).expect("write");
     let server = Server::start(&w.repo());
     let out = w.run("ensure", &server.url(), "cache", &[]);
-    assert_refused(&w, &out, "cache", "SHA-256");
+    assert_refused(&w, &out, "cache", "SHA-256", "tampered");
     assert_eq!(
         fs_err::read_dir(w.path("cache/downloads"))
             .expect("ls")
@@ -62,7 +64,7 @@ fn one_changed_byte_in_the_manifest_is_refused() {
     fs_err::write(&p, text.replacen("\"priority\": 10", "\"priority\": 90", 1)).expect("write");
     let server = Server::start(&w.repo());
     let out = w.run("ensure", &server.url(), "cache", &[]);
-    assert_refused(&w, &out, "cache", "not trusted");
+    assert_refused(&w, &out, "cache", "not trusted", "tampered");
 }
 
 #[test]
@@ -76,7 +78,7 @@ fn an_edited_trusted_comment_is_refused() {
     fs_err::write(&p, sig.replace("serial:1", "serial:9")).expect("write");
     let server = Server::start(&w.repo());
     let out = w.run("ensure", &server.url(), "cache", &[]);
-    assert_refused(&w, &out, "cache", "trusted comment");
+    assert_refused(&w, &out, "cache", "trusted comment", "tampered");
 }
 
 #[test]
@@ -104,6 +106,7 @@ fn a_manifest_of_another_channel_served_at_this_channels_path_is_refused() {
         &out,
         "cache",
         "for the channel \"beta\", not \"stable\"",
+        "tampered",
     );
 }
 
@@ -154,7 +157,7 @@ fn a_manifest_signed_by_another_key_is_refused() {
     ]);
     let server = Server::start(&w.repo());
     let out = w.run("ensure", &server.url(), "cache", &[]);
-    assert_refused(&w, &out, "cache", "not trusted");
+    assert_refused(&w, &out, "cache", "not trusted", "untrusted_key");
     // The built-in keys do not trust it either.
     let out = bootstrap()
         .args([
@@ -167,7 +170,7 @@ fn a_manifest_signed_by_another_key_is_refused() {
         ])
         .output()
         .expect("run");
-    assert_refused(&w, &out, "cache2", "peft-studio-release-1");
+    assert_refused(&w, &out, "cache2", "peft-studio-release-1", "untrusted_key");
 }
 
 #[test]
@@ -189,7 +192,7 @@ fn a_replayed_older_manifest_is_refused() {
     fs_err::write(&m, old_m).expect("restore");
     fs_err::write(&sig, old_sig).expect("restore");
     let out = w.run("ensure", &server.url(), "cache", &[]);
-    assert_refused(&w, &out, "cache", "serial 1");
+    assert_refused(&w, &out, "cache", "serial 1", "downgrade");
 }
 
 #[test]
@@ -200,7 +203,7 @@ fn an_expired_manifest_is_refused() {
     std::thread::sleep(Duration::from_millis(2100));
     let server = Server::start(&w.repo());
     let out = w.run("ensure", &server.url(), "cache", &[]);
-    assert_refused(&w, &out, "cache", "expired");
+    assert_refused(&w, &out, "cache", "expired", "expired");
 }
 
 #[test]
@@ -221,6 +224,10 @@ fn no_repository_and_nothing_installed_is_a_usage_error() {
     let out = w.cached(&["ensure", "--json"], "cache");
     assert_eq!(exit(&out), 2, "{}", stderr(&out));
     let evs = events(&out);
+    assert_eq!(
+        event(&evs, "error").expect("error")["reason"],
+        "not_configured"
+    );
     assert!(
         event(&evs, "error").expect("error")["hint"]
             .as_str()
@@ -239,6 +246,10 @@ fn an_unreachable_repository_with_nothing_installed_exits_3() {
         .port();
     let out = w.run("ensure", &format!("http://127.0.0.1:{port}/"), "cache", &[]);
     assert_eq!(exit(&out), 3, "{}", stderr(&out));
+    assert_eq!(
+        event(&events(&out), "error").expect("error")["reason"],
+        "unreachable"
+    );
     assert!(
         event(&events(&out), "error").expect("error")["message"]
             .as_str()

@@ -85,9 +85,11 @@ fn old_installed_new_published(w: &World, server: &Server, size: &str) -> Option
 }
 
 /// The error event of a run that must have failed with exit 6 naming `needle`.
-fn storage_error(out: &Output, needle: &str) -> Value {
+/// Its `reason` must be `reason` (`disk_full`, `permission`, `storage`).
+fn storage_error(out: &Output, needle: &str, reason: &str) -> Value {
     assert_eq!(exit(out), 6, "{}", stderr(out));
     let err = event(&events(out), "error").cloned().expect("error event");
+    assert_eq!(err["reason"], reason, "{err}");
     let msg = err["message"].as_str().unwrap_or_default();
     assert!(msg.contains(needle), "{msg:?} should name {needle:?}");
     assert_eq!(err["code"], "storage", "{err}");
@@ -154,7 +156,7 @@ fn disk_full_during_the_download_is_exit_6_keeps_the_partial_for_resume_and_the_
     let filled = fill(&w.path("small/filler"));
     server.faults(|f| f.stall_after = None);
     let out = child.wait_with_output().expect("wait");
-    let err = storage_error(&out, "No space left on device");
+    let err = storage_error(&out, "No space left on device", "disk_full");
     let msg = err["message"].as_str().unwrap_or_default();
     assert!(msg.contains(".partial"), "names the download: {msg}");
     let hint = err["hint"].as_str().unwrap_or_default();
@@ -226,7 +228,7 @@ fn disk_full_during_the_extraction_is_exit_6_keeps_the_archive_and_the_old_backe
             .success()
     );
     let out = child.wait_with_output().expect("wait");
-    let err = storage_error(&out, "No space left on device");
+    let err = storage_error(&out, "No space left on device", "disk_full");
     let msg = err["message"].as_str().unwrap_or_default();
     assert!(
         msg.contains("/staging/"),
@@ -295,7 +297,7 @@ fn a_cache_this_user_cannot_write_is_exit_6_naming_it() {
         ])
         .output()
         .expect("run as nobody");
-    let err = storage_error(&out, "Permission denied");
+    let err = storage_error(&out, "Permission denied", "permission");
     assert!(
         err["message"]
             .as_str()
@@ -338,7 +340,7 @@ fn a_read_only_cache_still_serves_its_backend_and_every_writer_is_exit_6() {
     w.pack_dir("1.0.1", &w.path("input-1.0.0"), &[]);
     w.publish(&[]);
     let out = w.run("update", &server.url(), "cache", &[]);
-    let err = storage_error(&out, "Read-only file system");
+    let err = storage_error(&out, "Read-only file system", "permission");
     assert!(
         err["hint"]
             .as_str()
@@ -347,7 +349,7 @@ fn a_read_only_cache_still_serves_its_backend_and_every_writer_is_exit_6() {
         "{err}"
     );
     let out = w.run("verify", &server.url(), "cache", &["--repair"]);
-    storage_error(&out, "Read-only file system");
+    storage_error(&out, "Read-only file system", "permission");
 }
 
 #[cfg(unix)]
@@ -385,7 +387,7 @@ fn a_cache_folder_that_is_a_link_is_followed_and_links_inside_it_are_refused() {
         fs_err::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         std::os::unix::fs::symlink(target, &p).expect("plant");
         let out = w.run("ensure", &server.url(), &cache, &[]);
-        let err = storage_error(&out, planted);
+        let err = storage_error(&out, planted, "storage");
         assert!(
             err["message"]
                 .as_str()
