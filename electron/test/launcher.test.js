@@ -4,7 +4,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { need, tmp, Repo, serve, headless, prodEnv, processesMatching, eventually } = require('./support');
+const { need, tmp, Repo, brokenBundle, serve, headless, prodEnv, processesMatching, eventually } = require('./support');
 const { httpGet } = require('../lib/engine');
 const proc = require('../lib/proc');
 
@@ -61,28 +61,34 @@ test('first start installs from the network, starts a guarded engine; second sta
   assert.equal(proc.alive(running2.pid), false);
 });
 
-test('bootstrapper failures reach the caller as error events with the exit code', { timeout: 120000 }, async (t) => {
+test('bootstrapper failures reach the caller as error events with the exit code', { timeout: 300000 }, async (t) => {
   if (!need(t, 'bootstrap', 'release', 'bundle')) return;
   const root = tmp();
   const repo = new Repo(root).pack('1.0.0').publish();
   const other = new Repo(path.join(root, 'other'));
   const srv = await serve(repo.dir);
   t.after(() => srv.close());
+  // a repository with only a CUDA engine, which this machine (no NVIDIA driver) cannot run
+  const cudaOnly = new Repo(path.join(root, 'cuda')).pack('1.0.0', brokenBundle(path.join(root, 'cuda')), undefined, 'linux-x86_64-cuda12.8').publish();
+  const cudaSrv = await serve(cudaOnly.dir);
+  t.after(() => cudaSrv.close());
   const base = { manifest: srv.manifest, pub: repo.pub, cache: path.join(root, 'cache'), app: path.join(root, 'app') };
 
   const cases = [
-    ['untrusted key', { ...base, pub: other.pub }, 4, 'integrity'],
-    ['unreachable repository', { ...base, manifest: 'http://127.0.0.1:9/channels/stable/manifest.json' }, 3, 'network'],
-    ['no variant fits', { ...base, extra: { PEFT_BACKEND_VARIANT: 'linux-x86_64-cuda12.8' } }, 5, 'no_variant'],
-    ['bad setting', { ...base, extra: { PEFT_CHANNEL: 'Not A Channel!' } }, 2, 'usage'],
+    ['untrusted key', { ...base, pub: other.pub }, 4, 'integrity', 'untrusted_key'],
+    ['unreachable repository', { ...base, manifest: 'http://127.0.0.1:9/channels/stable/manifest.json' }, 3, 'network', 'unreachable'],
+    ['no variant fits', { ...base, manifest: cudaSrv.manifest, pub: cudaOnly.pub }, 5, 'no_variant', 'no_variant'],
+    ['unknown variant', { ...base, extra: { PEFT_BACKEND_VARIANT: 'linux-x86_64-nonsense' } }, 2, 'usage', 'unknown_variant'],
+    ['bad setting', { ...base, extra: { PEFT_CHANNEL: 'Not A Channel!' } }, 2, 'usage', 'usage'],
   ];
-  for (const [name, opts, exitCode, code] of cases) {
+  for (const [name, opts, exitCode, code, reason] of cases) {
     const h = headless(prodEnv(opts));
     const exit = await h.exited;
     const err = h.events.find((e) => e.event === 'error');
     assert.ok(err, `${name}: an error event; stderr ${h.stderr}`);
     assert.equal(err.exit_code, exitCode, `${name}: ${JSON.stringify(err)}`);
     assert.equal(err.code, code, name);
+    assert.equal(err.reason, reason, `${name}: the window words it by reason`);
     assert.ok(err.message.length > 10, name);
     assert.equal(exit.code, exitCode, `${name}: headless exits with the bootstrapper's code`);
     assert.equal(h.events.some((e) => e.event === 'engine' && e.state === 'running'), false);

@@ -414,8 +414,9 @@ test('real errors from the real bootstrapper: the window names the problem by re
     await feed(page, [...r.events.filter((e) => e.event === 'hardware'), { ...r.error, t: 1 }]);
     const title = await text(page, '#title');
     assert.equal(title, D.errorAdvice(r.error).title, reason);
-    // a bootstrapper that says the reason gets the reason's own title
-    if (r.error.reason) assert.equal(r.error.reason, reason, JSON.stringify(r.error));
+    // every error carries its reason, and the window words it by that reason
+    assert.equal(r.error.reason, reason, JSON.stringify(r.error));
+    assert.equal(title, D.errorAdvice({ reason }).title, reason);
     const all = await page.locator('body').innerText();
     assert.doesNotMatch(all, /(^|\s)--[a-z]/m, `${reason}: a flag in the window: ${all}`);
     assert.doesNotMatch(all, /PEFT_/, `${reason}: a variable in the window: ${all}`);

@@ -58,8 +58,8 @@ class Repo {
     this.pub = path.join(this.keys, 'release.pub');
   }
 
-  pack(version, input = TOOLS.bundle, entry = 'peft_engine/peft_engine') {
-    execFileSync(TOOLS.release, ['pack', '--repo', this.dir, '--input', input, '--version', version, '--variant', VARIANT,
+  pack(version, input = TOOLS.bundle, entry = 'peft_engine/peft_engine', variant = VARIANT) {
+    execFileSync(TOOLS.release, ['pack', '--repo', this.dir, '--input', input, '--version', version, '--variant', variant,
       '--entry', entry], { stdio: 'ignore' });
     return this;
   }
