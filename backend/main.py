@@ -1,6 +1,6 @@
 """Dev-mode and PyInstaller entry point: ``python backend/main.py --port 0``.
 
-The same file is the script PyInstaller freezes (see peft_engine.spec).
+The same file is the script PyInstaller freezes for the engine (backend/bundle.spec via build-bundle).
 """
 
 import os

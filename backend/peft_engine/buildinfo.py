@@ -1,7 +1,8 @@
 """Version, variant and profile of this engine.
 
-A frozen bundle carries a generated module, ``peft_engine_build_info``, written by
-``backend/build-bundle`` (see ``backend/peft_engine.spec``) with a dict ``INFO``.
+A frozen bundle carries a generated module, ``peft_serve_build_info``, written by
+``backend/build-bundle`` (see ``backend/bundle.spec`` and peft_serve/buildinfo.py)
+with a dict ``INFO``.
 Running from source there is none: the engine is version ``0.0.0-dev``, variant
 ``dev``, profile ``source``. ``PEFT_ENGINE_VARIANT`` / ``PEFT_ENGINE_VERSION`` override
 the variant / version in both cases (handy for tests and for dev mode).
@@ -21,9 +22,9 @@ DEFAULTS = {
 def _load():
     info = dict(DEFAULTS)
     try:
-        import peft_engine_build_info  # generated at build time; absent from source
+        import peft_serve_build_info  # generated at build time; absent from source
 
-        info.update(peft_engine_build_info.INFO)
+        info.update(peft_serve_build_info.INFO)
         info["baked"] = True
     except ImportError:
         info["baked"] = False

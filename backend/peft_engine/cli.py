@@ -11,9 +11,10 @@ import argparse
 import importlib
 import importlib.resources
 import json
-import logging
 import os
 import sys
+
+from peft_serve.buildinfo import baked_modules
 
 from .buildinfo import BUILD_INFO
 
@@ -26,7 +27,7 @@ CORE_MODULES = (
     "uvicorn.protocols.http.auto", "uvicorn.protocols.http.h11_impl",
     "uvicorn.protocols.websockets.auto", "uvicorn.lifespan.on", "uvicorn.lifespan.off",
     "peft_engine.api", "peft_engine.server", "peft_engine.jobs", "peft_engine.probe",
-    "peft_engine.access", "peft_engine.lifeline",
+    "peft_serve.access", "peft_serve.lifeline", "peft_serve.health", "peft_serve.server",
 )
 FULL_MODULES = (
     "numpy", "torch", "safetensors", "tokenizers", "transformers", "peft", "accelerate",
@@ -48,9 +49,12 @@ def _ensure_std_streams():
 
 
 def self_check():
+    """Import the critical modules, plus in a frozen bundle every module build-bundle
+    listed (all of peft_engine and peft_serve); check the full bundle's data files."""
     modules = list(CORE_MODULES)
     if BUILD_INFO["profile"] == "full":
         modules += FULL_MODULES
+    modules += [m for m in baked_modules() or () if m not in modules]
     missing = []
     for name in modules:
         try:
@@ -104,6 +108,8 @@ def main(argv=None):
     if args.self_test is not None:
         from . import selftest
         return selftest.main(selftest.DEFAULT_STEPS if args.self_test == -1 else args.self_test)
+    from peft_serve.server import exit_now
+
     from .server import serve
     try:
         status = serve(args.host, args.port, args.log_level)
@@ -111,13 +117,5 @@ def main(argv=None):
         print(f"peft_engine: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr, flush=True)
         return 3
     # The server has shut down and jobs are cancelled. Skip the interpreter's teardown:
-    # with torch loaded it takes ~1 s (finalizers, a daemon training thread), and the
-    # contract is to exit within one second of SIGTERM. Nothing is left to flush but logs.
-    # The streams may be pipes to a launcher that is gone (lifeline.py): never let a
-    # BrokenPipeError stand between us and the exit.
-    for flush in (logging.shutdown, sys.stdout.flush, sys.stderr.flush):
-        try:
-            flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(status)
+    # with torch loaded it takes ~1 s; the contract is to exit within one second of SIGTERM.
+    exit_now(status)

@@ -161,3 +161,54 @@ def test_build_bundle_refuses_python_without_shared_libpython(tmp_path):
     with pytest.raises(bb.BuildError, match="has no shared libpython.*--enable-shared"):
         bb.check_python(_fake_python(tmp_path, [3, 11, 7], False))
     assert bb.check_python(_fake_python(tmp_path, [3, 11, 7], True))["shared"] is True
+
+
+def test_build_bundle_tells_hashed_from_unhashed_requirements(tmp_path):
+    bb = load_build_bundle()
+    assert bb.is_hashed(BACKEND / "requirements" / "core.txt")
+    plain = tmp_path / "requirements.txt"
+    plain.write_text("# a comment with --hash=sha256:x\nfastapi==0.1\n")
+    assert not bb.is_hashed(plain)
+    blocks = bb.pinned_blocks(BACKEND / "requirements" / "core.txt")
+    assert blocks["pyinstaller"][0].startswith("pyinstaller==") and all("--hash=sha256:" in line
+                                                                         for line in blocks["pyinstaller"][1:])
+    assert set(bb.TOOL_NAMES) <= set(blocks), "every build tool an app may lack is pinned in core.txt"
+
+
+def test_build_bundle_app_dir_packages(tmp_path):
+    bb = load_build_bundle()
+    for pkg in ("app", "tests", ".hidden", "plugins"):
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "__init__.py").write_text("")
+    (tmp_path / "no_init").mkdir()
+    for mod in ("main.py", "setup.py", "conftest.py", "worker.py", "not-a-name.py", "notes.txt"):
+        (tmp_path / mod).write_text("")
+    assert bb.app_dir_packages(str(tmp_path)) == ["app", "main", "plugins", "worker"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--variant", "v", "--out", "o"], "needs --profile core or --profile full"),
+    (["--variant", "v", "--out", "o", "--profile", "core", "--app-dir", "."], "need --asgi"),
+    (["--variant", "v", "--out", "o", "--asgi", "main:app"], "--asgi needs --requirements"),
+    (["--variant", "v", "--out", "o", "--asgi", "main", "--requirements", "x"], "must be MODULE:ATTR"),
+    (["--variant", "v", "--out", "o", "--asgi", "main:app", "--requirements", "/no/such/file"], "no such file"),
+])
+def test_build_bundle_app_flags_are_checked(argv, message, capsys):
+    bb = load_build_bundle()
+    with pytest.raises(SystemExit) as exc:
+        bb.main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_build_bundle_fails_naming_the_module_the_frozen_self_check_misses(tmp_path):
+    bb = load_build_bundle()
+    exe = tmp_path / "app"
+    exe.write_text('#!/bin/sh\necho \'{"event":"self-check","ok":false,"checked":3,"missing":'
+                   '[{"module":"myapp.plugins.pdf","error":"ModuleNotFoundError: No module named \\u0027fitz\\u0027"}]}\'\n'
+                   'exit 1\n')
+    exe.chmod(0o755)
+    with pytest.raises(bb.BuildError) as exc:
+        bb.check_bundle(str(exe), {"name": "myapp", "app": "myapp.main:app", "profile": "app", "version": "1",
+                                   "variant": "linux-x86_64-cpu"}, "cpu", False)
+    assert "myapp.plugins.pdf (ModuleNotFoundError: No module named 'fitz')" in str(exc.value)
+    assert "--collect" in str(exc.value)

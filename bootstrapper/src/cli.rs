@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::env;
 
@@ -19,6 +20,96 @@ pub struct Cli {
     pub settings: SettingsArgs,
 }
 
+impl Cli {
+    /// Parses the command line. The settings are accepted by every subcommand (a
+    /// caller may pass the same ones to all), but each subcommand's `--help` lists
+    /// only those it reads ([`UNUSED`]).
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        match Cli::try_parse_from(&args) {
+            Err(e) if e.kind() == ErrorKind::DisplayHelp => match narrowed_help(&args) {
+                Some(help) => {
+                    print!("{help}");
+                    std::process::exit(0);
+                }
+                None => Err(e),
+            },
+            parsed => parsed,
+        }
+    }
+}
+
+/// The help of the subcommand `args` ask about (`gc --help`, `help gc`), without
+/// the settings it ignores; `None` for the top-level help.
+fn narrowed_help(args: &[std::ffi::OsString]) -> Option<String> {
+    let words: Vec<&str> = args.iter().skip(1).filter_map(|a| a.to_str()).collect();
+    let mut cmd = Cli::command();
+    let named = words
+        .iter()
+        .find(|w| cmd.get_subcommands().any(|c| c.get_name() == **w))?;
+    let (sub, unused) = UNUSED.iter().find(|(sub, _)| sub == named)?;
+    let long = words.contains(&"--help") || words.first() == Some(&"help");
+    // Global arguments reach the subcommands when the command is built; the built
+    // copy only renders the help (parsing uses the unchanged one).
+    cmd.build();
+    let sc = cmd.find_subcommand_mut(sub)?;
+    let mut narrowed = std::mem::take(sc);
+    for id in *unused {
+        narrowed = narrowed.mut_arg(*id, |a| a.hide(true));
+    }
+    let help = if long {
+        narrowed.render_long_help()
+    } else {
+        narrowed.render_help()
+    };
+    let help = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        help.ansi().to_string()
+    } else {
+        help.to_string()
+    };
+    Some(help)
+}
+
+/// The settings each subcommand ignores, hidden from its `--help`.
+pub const UNUSED: &[(&str, &[&str])] = &[
+    (
+        "status",
+        &[
+            "manifest_url",
+            "channel",
+            "offline_dir",
+            "variant",
+            "trusted_key",
+            "ui_version",
+            "lock_timeout",
+        ],
+    ),
+    ("verify", &["variant", "ui_version"]),
+    (
+        "rollback",
+        &[
+            "manifest_url",
+            "channel",
+            "offline_dir",
+            "variant",
+            "trusted_key",
+            "ui_version",
+        ],
+    ),
+    (
+        "gc",
+        &[
+            "manifest_url",
+            "channel",
+            "offline_dir",
+            "variant",
+            "trusted_key",
+            "ui_version",
+        ],
+    ),
+    ("self-update", &["variant", "ui_version"]),
+];
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show the hardware profile and every variant's verdict; install nothing.
@@ -32,7 +123,8 @@ pub enum Command {
     /// Fetch and stage a newer compatible backend (by delta when possible); the next
     /// `ensure` makes it current.
     Update(UpdateArgs),
-    /// Make the previous install current again and never choose the current one again.
+    /// Make the previous install current again and never choose the current one again
+    /// (`--allow` lifts that).
     Rollback(RollbackArgs),
     /// Delete old installs and stale downloads (keeps the current and previous ones).
     Gc(GcArgs),
@@ -61,8 +153,12 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// Why (recorded; e.g. "health check failed").
-    #[arg(long)]
+    #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// Instead of rolling back: let an install rolled back before (named
+    /// `<version>-<variant>`, as `status` lists it) be chosen again.
+    #[arg(long, value_name = "VERSION-VARIANT", conflicts_with = "reason")]
+    pub allow: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -45,6 +45,26 @@ pub mod fuzzing {
     pub use crate::source::Watch;
 }
 
+/// The exit code of a run stopped by Ctrl-C (SIGINT): 128 + 2, as shells report it.
+pub const INTERRUPTED: u8 = 130;
+
+/// Says what a run stopped by Ctrl-C leaves: a partial download is kept and the
+/// next run resumes it; nothing else is half done (an unfinished unpack is removed
+/// by the next run, the current install is unchanged).
+pub fn interrupted(reporter: &dyn Reporter) {
+    let message = match source::interrupted_download() {
+        Some((path, have, size)) if have > 0 => format!(
+            "interrupted: the partial download ({} of {}) is kept in {}; run the same command again to resume it from there",
+            error::human_bytes(have),
+            error::human_bytes(size),
+            path.display()
+        ),
+        _ => "interrupted: nothing was changed; the installed backend, if any, is as it was"
+            .to_string(),
+    };
+    reporter.warn(message);
+}
+
 /// The variable that sets the `tracing` filter for stderr (`PEFT_LOG`).
 pub fn log_filter() -> String {
     env::var(env::LOG).unwrap_or_else(|| "warn".into())

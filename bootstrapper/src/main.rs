@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use peft_bootstrap::{Cli, Error, Event, Next, Reporter, Session, Settings};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args() {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
@@ -50,7 +49,33 @@ fn run(cli: Cli, reporter: &dyn Reporter) -> Result<Next, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    watch_interrupt(cli.json);
     rt.block_on(peft_bootstrap::run(cli.command, &session))
+}
+
+/// Ctrl-C (SIGINT) ends the process with exit 130 after saying what was kept, even
+/// while the command is busy without yielding (unpacking, hashing, waiting for the
+/// lock). Nothing needs undoing: every byte downloaded is already in the partial
+/// file, the OS releases the lock, the next run removes an unfinished unpack, and
+/// `current.json` only ever changes by an atomic rename.
+fn watch_interrupt(json: bool) {
+    let spawned = std::thread::Builder::new()
+        .name("ctrl-c".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
+                peft_bootstrap::interrupted(peft_bootstrap::reporter(json).as_ref());
+                std::process::exit(i32::from(peft_bootstrap::INTERRUPTED));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::debug!("no Ctrl-C handler: {e}");
+    }
 }
 
 /// A command line clap refused (exit 2; 0 for `--help` and `--version`). clap could

@@ -78,7 +78,8 @@ test('bootstrapper failures reach the caller as error events with the exit code'
     ['untrusted key', { ...base, pub: other.pub }, 4, 'integrity', 'untrusted_key'],
     ['unreachable repository', { ...base, manifest: 'http://127.0.0.1:9/channels/stable/manifest.json' }, 3, 'network', 'unreachable'],
     ['no variant fits', { ...base, manifest: cudaSrv.manifest, pub: cudaOnly.pub }, 5, 'no_variant', 'no_variant'],
-    ['unknown variant', { ...base, extra: { PEFT_BACKEND_VARIANT: 'linux-x86_64-nonsense' } }, 2, 'usage', 'unknown_variant'],
+    // the repository offers only the CPU build: a forced CUDA id is a usage error naming the offered ids
+    ['a variant no release offers', { ...base, extra: { PEFT_BACKEND_VARIANT: 'linux-x86_64-cuda12.8' } }, 2, 'usage', 'unknown_variant'],
     ['bad setting', { ...base, extra: { PEFT_CHANNEL: 'Not A Channel!' } }, 2, 'usage', 'usage'],
   ];
   for (const [name, opts, exitCode, code, reason] of cases) {
@@ -89,6 +90,7 @@ test('bootstrapper failures reach the caller as error events with the exit code'
     assert.equal(err.exit_code, exitCode, `${name}: ${JSON.stringify(err)}`);
     assert.equal(err.code, code, name);
     assert.equal(err.reason, reason, `${name}: the window words it by reason`);
+    if (reason === 'unknown_variant') assert.match(err.message, /linux-x86_64-cpu/, `${name}: lists the offered ids`);
     assert.ok(err.message.length > 10, name);
     assert.equal(exit.code, exitCode, `${name}: headless exits with the bootstrapper's code`);
     assert.equal(h.events.some((e) => e.event === 'engine' && e.state === 'running'), false);

@@ -23,6 +23,7 @@ struct Cli {
 enum Command {
     /// Create DIR/release.key and DIR/release.pub (minisign format).
     Keygen {
+        /// The folder to write the key pair into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
@@ -154,4 +155,28 @@ fn run(cli: Cli) -> Result<(), ReleaseError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_of_every_subcommand_has_help_text() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{} --{id}", sub.get_name()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+    }
 }

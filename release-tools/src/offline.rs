@@ -26,8 +26,10 @@ use crate::verify::judge_channel;
 /// The inputs of `offline`, also its command line (`peft-release offline --help`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct OfflineArgs {
+    /// The release repository folder, as pack and publish write it (channels/, blobs/).
     #[arg(long, value_name = "REPO")]
     pub repo: PathBuf,
+    /// The channel whose manifest and archives are copied (e.g. stable).
     #[arg(long, value_name = "C")]
     pub channel: String,
     /// The folder to write (created; a USB stick or share).

@@ -49,11 +49,13 @@ impl PendingRelease {
 /// The inputs of `pack`, also its command line (`peft-release pack --help`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct PackArgs {
+    /// The release repository folder (channels/, blobs/); created by the first pack.
     #[arg(long, value_name = "REPO")]
     pub repo: PathBuf,
     /// The folder to ship (e.g. a PyInstaller onedir's parent).
     #[arg(long, value_name = "DIR")]
     pub input: PathBuf,
+    /// The release version (semver, e.g. 1.4.0); one release may have several variants.
     #[arg(long, value_name = "SEMVER")]
     pub version: Version,
     /// The variant id, from the catalogue.

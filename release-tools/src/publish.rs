@@ -35,8 +35,10 @@ use crate::rotation::{key_ids, key_lines, next_keys};
 /// The inputs of `publish`, also its command line (`peft-release publish --help`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct PublishArgs {
+    /// The release repository folder, as pack and publish write it (channels/, blobs/).
     #[arg(long, value_name = "REPO")]
     pub repo: PathBuf,
+    /// The channel to publish (e.g. stable, beta).
     #[arg(long, value_name = "C")]
     pub channel: String,
     /// The secret key (password in PEFT_RELEASE_KEY_PASSWORD if it has one).

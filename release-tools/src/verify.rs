@@ -25,8 +25,10 @@ use crate::rotation::{TrustArgs, trusted_keys};
 /// The inputs of `verify`, also its command line (`peft-release verify --help`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct VerifyArgs {
+    /// The release repository folder, as pack and publish write it (channels/, blobs/).
     #[arg(long, value_name = "REPO")]
     pub repo: PathBuf,
+    /// The channel to check (e.g. stable).
     #[arg(long, value_name = "C")]
     pub channel: String,
     #[command(flatten)]

@@ -102,9 +102,19 @@ impl Server {
         Server::launch(root, None)
     }
 
+    /// Serves `root` over plain HTTP on loopback port `port` (a server that comes
+    /// back where one was refused).
+    pub fn start_on(root: &Path, port: u16) -> Server {
+        Server::launch_on(root, None, port)
+    }
+
     /// Serves `root`, over TLS with `tls` when given.
     pub(crate) fn launch(root: &Path, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        Server::launch_on(root, tls, 0)
+    }
+
+    fn launch_on(root: &Path, tls: Option<Arc<rustls::ServerConfig>>, port: u16) -> Server {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind loopback");
         let port = listener.local_addr().expect("addr").port();
         listener.set_nonblocking(true).expect("nonblocking");
         let faults = Arc::new(Mutex::new(Faults::default()));

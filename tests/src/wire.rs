@@ -28,6 +28,16 @@ pub enum Event {
         phase: Phase,
         done: u64,
         total: u64,
+        /// `download` and `copy` only: bytes on disk before this run.
+        #[serde(default)]
+        resumed_from: Option<u64>,
+    },
+    Retry {
+        attempt: u32,
+        max_attempts: u32,
+        wait_ms: u64,
+        reason: String,
+        message: String,
     },
     Warning {
         message: String,
@@ -60,6 +70,10 @@ pub enum Event {
         from: String,
         to: String,
     },
+    Allowed {
+        version: String,
+        variant: String,
+    },
     Collected {
         removed: Vec<String>,
         freed: u64,
@@ -70,6 +84,8 @@ pub enum Event {
         installed: Vec<StatusInstall>,
         channels: BTreeMap<String, ChannelSerial>,
         cache_bytes: u64,
+        staged: Option<StatusStaged>,
+        refused: Vec<StatusRefused>,
     },
     Verified {
         version: String,
@@ -107,6 +123,7 @@ pub enum Phase {
     Verify,
     Patch,
     Extract,
+    Copy,
 }
 
 /// `ready`'s sources.
@@ -221,6 +238,21 @@ pub struct StatusInstall {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StatusStaged {
+    pub version: String,
+    pub variant: String,
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StatusRefused {
+    pub version: String,
+    pub variant: String,
+    pub reason: String,
+    pub allow_command: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ChannelSerial {
     pub serial: u64,
     pub published_at: String,
@@ -249,6 +281,7 @@ pub enum SelfUpdateStatus {
     UpToDate,
     Available,
     Updated,
+    NotOffered,
 }
 
 /// Reads one stdout line as a typed event; panics naming the line if it is not one.
@@ -271,6 +304,18 @@ pub fn parse(line: &str) -> Event {
             code.exit_code(),
             *exit_code,
             "the error code and exit code disagree: {line}"
+        );
+    }
+    if let Event::Progress {
+        phase,
+        resumed_from,
+        ..
+    } = &e
+    {
+        assert_eq!(
+            resumed_from.is_some(),
+            matches!(phase, Phase::Download | Phase::Copy),
+            "resumed_from is sent with download and copy progress only: {line}"
         );
     }
     e

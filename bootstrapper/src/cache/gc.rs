@@ -71,6 +71,20 @@ pub fn collect(
         }
     }
     cache.clean_staging();
+    // A damaged install `ensure` set aside while installing it again, left by a run
+    // that was stopped then.
+    if let Ok(rd) = fs_err::read_dir(cache.root()) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("damaged-") && e.file_type().is_ok_and(|t| t.is_dir()) {
+                let size = dir_size(&e.path());
+                if fs_err::remove_dir_all(e.path()).is_ok() {
+                    freed += size;
+                    removed.push(name);
+                }
+            }
+        }
+    }
     reporter.emit(Event::Collected { removed, freed });
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! current.json                    which one is current; replaced atomically
 //! pending.json                    an install `update` staged for the next `ensure`
 //! state.json                      per channel: serial and clock floors, announced and retired keys
+//! presence.json                   folder times of installs found whole (the cached `ensure`'s quick check)
 //! downloads/                      partial downloads, resumed by later runs
 //! staging/                        unpacking in progress; never read as an install
 //! lock                            one writer at a time
@@ -22,10 +23,12 @@ mod atomic;
 mod bad;
 mod gc;
 mod links;
+mod presence;
 
 pub use atomic::{read_json, sync_dir, write_json_atomic};
 pub use bad::BadVariants;
 pub use gc::collect;
+pub use presence::Gap;
 
 use fs_err::{File, OpenOptions};
 use std::collections::BTreeMap;
@@ -309,6 +312,14 @@ impl Cache {
     /// [`Cache::record`] without its index.
     pub fn record_head(&self, dir: &str) -> Result<Option<InstallRecord<Skipped>>> {
         read_json(&self.versions().join(dir).join(INSTALL_RECORD))
+    }
+
+    /// The files of the install `dir` that are missing or not of their signed size
+    /// (no hashing: one `stat` per folder while the folders are unchanged since the
+    /// install was last found whole, else one per file; see [`presence`]); empty
+    /// when it is whole.
+    pub fn gaps(&self, dir: &str, entry: &str) -> Vec<Gap> {
+        presence::gaps(&self.root, dir, entry)
     }
 
     /// Every complete install, by directory name.

@@ -53,7 +53,11 @@ pub async fn run(command: Command, session: &Session<'_>) -> Result<Next> {
         Command::Status => status::run(session).map(|()| Next::Exit),
         Command::Verify(a) => verify::run(session, a.repair).await,
         Command::Update(a) => update::run(session, a.check).await,
-        Command::Rollback(a) => rollback::run(session, a.reason.as_deref()).map(|()| Next::Exit),
+        Command::Rollback(a) => match &a.allow {
+            Some(name) => rollback::allow(session, name),
+            None => rollback::run(session, a.reason.as_deref()),
+        }
+        .map(|()| Next::Exit),
         Command::Gc(a) => gc::run(session, a.keep).map(|()| Next::Exit),
         Command::SelfUpdate(a) => self_update::run(session, a.check)
             .await
@@ -454,13 +458,18 @@ impl<'a> Session<'a> {
         self.cache()?.set_current(&cur, lock)
     }
 
-    /// The best install that can serve without the network, newest first.
-    pub(crate) fn best_installed(&self) -> Result<Option<(String, InstallRecord)>> {
-        let mut installs: Vec<(String, InstallRecord)> = self
-            .cache()?
+    /// The best install that can serve without the network, newest first: one that
+    /// is whole (every indexed file there, of its size) and is not `but`.
+    pub(crate) fn best_installed(
+        &self,
+        but: Option<&str>,
+    ) -> Result<Option<(String, InstallRecord)>> {
+        let cache = self.cache()?;
+        let mut installs: Vec<(String, InstallRecord)> = cache
             .installs()?
             .into_iter()
-            .filter(|(_, r)| usable(r, &self.s))
+            .filter(|(d, r)| usable(r, &self.s) && but != Some(d.as_str()))
+            .filter(|(d, r)| cache.gaps(d, &r.entry).is_empty())
             .collect();
         installs.sort_by(|a, b| {
             let va = semver::Version::parse(&a.1.version).ok();

@@ -20,10 +20,11 @@ use crate::cache::{CacheLock, InstallRecord};
 use crate::error::{Error, Result, human_bytes};
 use crate::install::repair::{Inspection, Network, Repair, mend_from_network};
 use crate::install::{SPARE, check_space};
-use crate::report::{Event, RepairSource};
+use crate::report::{Event, RepairSource, Repaired};
 use crate::source::Root;
 
-/// Repairs the install `name` (its record `rec`), found damaged as `found`.
+/// Repairs the install `name` (its record `rec`), found damaged as `found`, and
+/// reports it in a `verified` event.
 pub(super) async fn run(
     ctx: &Session<'_>,
     lock: &CacheLock,
@@ -31,6 +32,39 @@ pub(super) async fn run(
     rec: &InstallRecord,
     found: Inspection,
 ) -> Result<()> {
+    let (o, result) = mend(ctx, lock, name, rec, found).await?;
+    ctx.reporter.emit(Event::Verified {
+        version: rec.version.clone(),
+        variant: rec.variant.clone(),
+        files: rec.index.files.len(),
+        ok: o.ok,
+        problems: o.problems,
+        extra: o.extra,
+        repaired: o.repaired,
+        fetched: o.fetched,
+    });
+    result
+}
+
+/// What a repair did: the `verified` event's body.
+#[derive(Debug)]
+pub(super) struct Mended {
+    pub ok: bool,
+    pub problems: Vec<String>,
+    pub extra: Vec<String>,
+    pub repaired: Vec<Repaired>,
+    pub fetched: u64,
+}
+
+/// Repairs the install `name` without reporting it: what was done, and how the
+/// repair ended (`Err` on the outside: it stopped before it could say).
+pub(super) async fn mend(
+    ctx: &Session<'_>,
+    lock: &CacheLock,
+    name: &str,
+    rec: &InstallRecord,
+    found: Inspection,
+) -> Result<(Mended, Result<()>)> {
     let cache = ctx.cache()?;
     let dir = cache.versions().join(name);
     if let Some(link) = found.links.first() {
@@ -80,32 +114,32 @@ pub(super) async fn run(
         }
     }
     let ok = r.is_done();
-    ctx.reporter.emit(Event::Verified {
-        version: rec.version.clone(),
-        variant: rec.variant.clone(),
-        files: rec.index.files.len(),
+    let mended = Mended {
         ok,
         problems,
         extra: found.extra,
         repaired: r.repaired.clone(),
         fetched,
-    });
+    };
     if ok {
-        return Ok(());
+        return Ok((mended, Ok(())));
     }
     let left = r.left().join(", ");
     if !r.wrong.is_empty() {
-        return Err(Error::integrity_hint(
-            format!(
-                "{left} of {} ({}) could not be repaired: no source has bytes that match the signed index ({}); nothing was written for them",
-                rec.version,
-                rec.variant,
-                r.wrong.join("; ")
-            ),
-            "the repository, a mirror or the offline folder serves altered files; repair from a trusted source, or remove the version and run `peft-bootstrap ensure`",
+        return Ok((
+            mended,
+            Err(Error::integrity_hint(
+                format!(
+                    "{left} of {} ({}) could not be repaired: no source has bytes that match the signed index ({}); nothing was written for them",
+                    rec.version,
+                    rec.variant,
+                    r.wrong.join("; ")
+                ),
+                "the repository, a mirror or the offline folder serves altered files; repair from a trusted source, or remove the version and run `peft-bootstrap ensure`",
+            )),
         ));
     }
-    Err(Error::Network {
+    let unreached = Error::Network {
         url: ctx
             .s
             .repo
@@ -118,7 +152,8 @@ pub(super) async fn run(
             unreachable.join("; ")
         ),
         hint: None,
-    })
+    };
+    Ok((mended, Err(unreached)))
 }
 
 /// Repairs from an HTTP repository and its mirrors; returns the bytes fetched.

@@ -1,5 +1,6 @@
-//! `rollback [--reason TEXT]`.
+//! `rollback [--reason TEXT]`, and `rollback --allow INSTALL` to undo the refusal.
 
+use super::status::{allow_command, name_parts};
 use super::{Session, ready};
 use crate::cache::Current;
 use crate::error::{Error, Result};
@@ -45,5 +46,34 @@ pub fn run(ctx: &Session<'_>, reason: Option<&str>) -> Result<()> {
         to: prev.0.clone(),
     });
     ready(reporter, cache, &prev.0, &prev.1, Source::Cache);
+    Ok(())
+}
+
+/// `rollback --allow INSTALL`: an install rolled back before may be chosen again
+/// (by the next `update`, or `ensure` when it selects).
+pub fn allow(ctx: &Session<'_>, name: &str) -> Result<()> {
+    let cache = ctx.cache()?;
+    let lock = ctx.lock()?;
+    let mut state = cache.state()?;
+    if state.rejected.remove(name).is_none() {
+        let refused: Vec<String> = state.rejected.keys().cloned().collect();
+        return Err(Error::usage(
+            format!(
+                "{name} is not refused on this machine; refused: {}",
+                if refused.is_empty() {
+                    "none".to_string()
+                } else {
+                    refused.join(", ")
+                }
+            ),
+            Some(format!(
+                "`peft-bootstrap status` lists the refused installs with the command that allows each, e.g. `{}`",
+                allow_command("<version>-<variant>")
+            )),
+        ));
+    }
+    cache.save_state(&state, &lock)?;
+    let (version, variant) = name_parts(cache, name);
+    ctx.reporter.emit(Event::Allowed { version, variant });
     Ok(())
 }

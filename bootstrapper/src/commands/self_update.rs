@@ -27,6 +27,15 @@ async fn check_or_apply(ctx: &Session<'_>, check: bool) -> Result<Event> {
     let m = accept_signed(fetcher, &root, ctx.trust(), cache, &lock, reporter).await?;
     let ours = version();
     let Some(build) = build_for_here(&m) else {
+        if check {
+            // Asked only whether there is one: there is not, and that is an answer.
+            return Ok(Event::SelfUpdate {
+                status: SelfUpdateStatus::NotOffered,
+                version: ours.to_string(),
+                from: None,
+                path: None,
+            });
+        }
         return Err(Error::NoVariant {
             message: format!(
                 "the channel {:?} lists no peft-bootstrap build for {}",

@@ -35,7 +35,7 @@ pub async fn apply_delta(
 ) -> Result<()> {
     let name = target.name();
     cache.clean_staging();
-    let index = fetch_index(fetcher, roots, target.release, target.variant).await?;
+    let index = fetch_index(fetcher, roots, target.release, target.variant, reporter).await?;
     check_space(
         cache.root(),
         blob.size + target.variant.index.unpacked_size + SPARE,

@@ -99,7 +99,7 @@ pub async fn install(
     }
     cache.clean_staging();
     let variant = target.variant;
-    let index = fetch_index(fetcher, roots, target.release, variant).await?;
+    let index = fetch_index(fetcher, roots, target.release, variant, reporter).await?;
     let archive_done = cache.downloads().join(variant.archive.sha256.hex());
     // A partial download (kept by a run that failed, e.g. on a full disk) is resumed:
     // only the rest of it needs space.
@@ -223,9 +223,12 @@ pub async fn fetch_index(
     roots: &[Root],
     release: &Release,
     variant: &Variant,
+    reporter: &dyn Reporter,
 ) -> Result<FileIndex> {
     let blob = variant.index.blob();
-    let bytes = fetcher.get_small(roots, &blob.path(), blob.size).await?;
+    let bytes = fetcher
+        .get_small(roots, &blob.path(), blob.size, reporter)
+        .await?;
     let got = Sha256::of(&bytes);
     if got != blob.sha256 || bytes.len() as u64 != blob.size {
         return Err(Error::integrity(format!(

@@ -43,7 +43,10 @@ impl std::fmt::Debug for JsonReporter {
 
 impl Reporter for JsonReporter {
     fn emit(&self, event: Event) {
-        if let Event::Progress { phase, done, total } = &event {
+        if let Event::Progress {
+            phase, done, total, ..
+        } = &event
+        {
             let pass = self
                 .throttle
                 .lock()

@@ -25,6 +25,22 @@ pub enum Event {
         phase: Phase,
         done: u64,
         total: u64,
+        /// `download` and `copy`: the bytes already on disk when this run started
+        /// on the file (0 when fresh); speed and time left count only `done -
+        /// resumed_from`. Absent for the other phases.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resumed_from: Option<u64>,
+    },
+    /// A network fetch failed and is tried again after `wait_ms`; sent before the wait.
+    Retry {
+        /// The attempt about to be made (2 for the first retry).
+        attempt: u32,
+        max_attempts: u32,
+        wait_ms: u64,
+        /// Why, in the words of the `error` event's `reason` (`unreachable`,
+        /// `server_error`, ...).
+        reason: String,
+        message: String,
     },
     Warning {
         message: String,
@@ -57,6 +73,11 @@ pub enum Event {
         from: String,
         to: String,
     },
+    /// `rollback --allow`: an install rolled back before may be chosen again.
+    Allowed {
+        version: String,
+        variant: String,
+    },
     Collected {
         removed: Vec<String>,
         freed: u64,
@@ -68,6 +89,10 @@ pub enum Event {
         installed: Vec<StatusInstall>,
         channels: BTreeMap<String, ChannelSerial>,
         cache_bytes: u64,
+        /// The install `update` staged for the next `ensure`, if any.
+        staged: Option<StatusStaged>,
+        /// Installs `rollback` marked never to be chosen again, and how to allow one.
+        refused: Vec<StatusRefused>,
     },
     /// `verify`: the current install re-hashed against its index; with `--repair`,
     /// what was mended and from where.
@@ -114,6 +139,8 @@ pub enum Phase {
     Verify,
     Patch,
     Extract,
+    /// Copying an archive from an offline folder (or a `file://` repository).
+    Copy,
 }
 
 /// Where a ready backend came from.
@@ -162,6 +189,25 @@ pub struct StatusInstall {
     pub current: bool,
 }
 
+/// The install staged for the next `ensure`, in `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusStaged {
+    pub version: String,
+    pub variant: String,
+    pub dir: String,
+}
+
+/// An install rolled back on this machine, in `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusRefused {
+    pub version: String,
+    pub variant: String,
+    /// Why it was rolled back (`rollback --reason`).
+    pub reason: String,
+    /// The command that allows it again.
+    pub allow_command: String,
+}
+
 /// The highest serial accepted from a channel, in `status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChannelSerial {
@@ -196,6 +242,8 @@ pub enum SelfUpdateStatus {
     UpToDate,
     Available,
     Updated,
+    /// `--check`: the channel lists no build of peft-bootstrap for this platform.
+    NotOffered,
 }
 
 #[cfg(test)]
@@ -218,13 +266,37 @@ mod tests {
         assert_eq!(v["env"]["CUDA_VISIBLE_DEVICES"], "GPU-1");
         let p = serde_json::to_value(Event::Progress {
             phase: Phase::Download,
-            done: 1,
-            total: 2,
+            done: 3,
+            total: 4,
+            resumed_from: Some(2),
         })
         .expect("json");
         assert_eq!(
             p,
-            serde_json::json!({"event":"progress","phase":"download","done":1,"total":2})
+            serde_json::json!({"event":"progress","phase":"download","done":3,"total":4,"resumed_from":2})
+        );
+        let p = serde_json::to_value(Event::Progress {
+            phase: Phase::Extract,
+            done: 1,
+            total: 2,
+            resumed_from: None,
+        })
+        .expect("json");
+        assert_eq!(
+            p,
+            serde_json::json!({"event":"progress","phase":"extract","done":1,"total":2})
+        );
+        let r = serde_json::to_value(Event::Retry {
+            attempt: 2,
+            max_attempts: 5,
+            wait_ms: 1500,
+            reason: "unreachable".into(),
+            message: "connection refused".into(),
+        })
+        .expect("json");
+        assert_eq!(
+            r,
+            serde_json::json!({"event":"retry","attempt":2,"max_attempts":5,"wait_ms":1500,"reason":"unreachable","message":"connection refused"})
         );
         let profile =
             peft_manifest::Hardware::new(peft_manifest::Os::Linux, peft_manifest::Arch::X86_64);

@@ -61,8 +61,12 @@ pub async fn accept_signed(
     let mut attempt = 0;
     let accepted = loop {
         attempt += 1;
-        let bytes = fetcher.get_small(roots, &path, MAX_MANIFEST).await?;
-        let sig = fetcher.get_small(roots, &sig_path, MAX_SIGNATURE).await?;
+        let bytes = fetcher
+            .get_small(roots, &path, MAX_MANIFEST, reporter)
+            .await?;
+        let sig = fetcher
+            .get_small(roots, &sig_path, MAX_SIGNATURE, reporter)
+            .await?;
         match accept(&bytes, &String::from_utf8_lossy(&sig), &policy) {
             Ok(a) => break a,
             // A publish may land between our two requests: fetch both once more.

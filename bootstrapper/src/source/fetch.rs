@@ -32,7 +32,7 @@ use super::retry::{self, Deadline, Pace, Stop, retryable};
 use super::{NoWatch, Root, Watch};
 use crate::env;
 use crate::error::{Error, Result, human_bytes};
-use crate::report::{Phase, Reporter};
+use crate::report::{Event, Phase, Reporter};
 
 pub(super) mod range;
 
@@ -57,20 +57,44 @@ impl Fetcher {
         })
     }
 
-    /// Waits before the next attempt; `hint` is the server's `Retry-After`.
-    async fn backoff(&self, failures: u32, hint: Option<Duration>) {
-        tokio::time::sleep(retry::delay(self.retry_base, failures, hint)).await;
+    /// Says that attempt `failures + 1` follows, and why (a `retry` event, before
+    /// the wait), then waits; `hint` is the server's `Retry-After`.
+    pub(super) async fn backoff(
+        &self,
+        reporter: Option<&dyn Reporter>,
+        failures: u32,
+        hint: Option<Duration>,
+        reason: &str,
+        message: &str,
+    ) {
+        let wait = retry::delay(self.retry_base, failures, hint);
+        if let Some(reporter) = reporter {
+            reporter.emit(Event::Retry {
+                attempt: failures + 1,
+                max_attempts: self.max_failures,
+                wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                reason: reason.to_string(),
+                message: message.to_string(),
+            });
+        }
+        tokio::time::sleep(wait).await;
     }
 
     /// Fetches a small file (manifest, signature, index) of at most `max` bytes from
     /// the first root that has it.
     /// The whole search has the deadline of a download of `max` bytes.
-    pub async fn get_small(&self, roots: &[Root], rel: &str, max: u64) -> Result<Vec<u8>> {
+    pub async fn get_small(
+        &self,
+        roots: &[Root],
+        rel: &str,
+        max: u64,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<u8>> {
         let url = roots.first().map(|r| r.describe(rel)).unwrap_or_default();
         let mut last = String::from("no source configured");
         let search = async {
             for root in roots {
-                match self.get_small_from(root, rel, max).await {
+                match self.get_small_from(root, rel, max, reporter).await {
                     Ok(b) => return Ok(b),
                     Err(Failure::Fatal(e)) => return Err(e),
                     Err(Failure::Integrity(m) | Failure::Network(m)) => {
@@ -87,7 +111,13 @@ impl Fetcher {
         }
     }
 
-    async fn get_small_from(&self, root: &Root, rel: &str, max: u64) -> Result<Vec<u8>, Failure> {
+    async fn get_small_from(
+        &self,
+        root: &Root,
+        rel: &str,
+        max: u64,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<u8>, Failure> {
         let url = match root {
             Root::Dir(d) => {
                 let p = d.join(rel);
@@ -108,6 +138,7 @@ impl Fetcher {
         let mut failures = 0;
         loop {
             let mut hint = None;
+            let mut reason = UNREACHABLE;
             let attempt = async {
                 let mut resp = self
                     .net
@@ -119,6 +150,7 @@ impl Fetcher {
                 let status = resp.status();
                 if !status.is_success() {
                     hint = retry::retry_after(&resp);
+                    reason = SERVER_ERROR;
                     return Err((retryable(status), self.net.status_error(&resp, &url)));
                 }
                 if resp.content_length().is_some_and(|n| n > max) {
@@ -146,7 +178,9 @@ impl Fetcher {
                 Err((true, m)) if failures + 1 < self.max_failures => {
                     tracing::debug!("{url}: {m}; retrying");
                     failures += 1;
-                    self.backoff(failures, hint).await;
+                    let said = format!("{url}: {m}");
+                    self.backoff(Some(reporter), failures, hint, reason, &said)
+                        .await;
                 }
                 Err((_, m)) => return Err(Failure::Network(m)),
             }
@@ -273,6 +307,11 @@ impl Fetcher {
         file.seek(SeekFrom::Start(have))
             .map_err(|e| storage("writing", e))?;
         watch.attempt(have);
+        // What was on disk before this run: progress says so, and speed and time
+        // left count only what this run moves.
+        let mut resumed = have;
+        set_in_flight(partial, blob.size);
+        reporter.download(have, blob.size, resumed);
         // Each chunk goes straight to the file (chunks over loopback are ~400 KB; a
         // buffer in between only copied every byte once more), and the stream
         // following the file hears of it at once.
@@ -282,6 +321,7 @@ impl Fetcher {
         // Only bytes beyond this point count as progress that resets `failures`.
         let mut furthest = have;
         let mut hint = None;
+        let mut reason = UNREACHABLE;
         while have < blob.size {
             if failures >= self.max_failures {
                 return Err(Failure::Network(format!(
@@ -289,7 +329,9 @@ impl Fetcher {
                 )));
             }
             if failures > 0 {
-                self.backoff(failures, hint.take()).await;
+                let said = format!("{url}: {last_error}");
+                self.backoff(Some(reporter), failures, hint.take(), reason, &said)
+                    .await;
             }
             let mut req = self.net.http.get(url.clone());
             if have > 0 {
@@ -302,6 +344,7 @@ impl Fetcher {
                 }
                 Err(e) => {
                     last_error = self.net.explain(&e, &url);
+                    reason = UNREACHABLE;
                     failures += 1;
                     continue;
                 }
@@ -314,6 +357,7 @@ impl Fetcher {
                 StatusCode::RANGE_NOT_SATISFIABLE => true,
                 s if retryable(s) => {
                     last_error = format!("HTTP {s}");
+                    reason = SERVER_ERROR;
                     failures += 1;
                     hint = retry::retry_after(&resp);
                     continue;
@@ -328,6 +372,7 @@ impl Fetcher {
                 out.seek(SeekFrom::Start(0))
                     .map_err(|e| storage("writing", e))?;
                 have = 0;
+                resumed = 0;
                 watch.attempt(0);
                 hasher = Sha256Hasher::new();
                 // Only a body that starts at byte 0 can be kept; otherwise ask again.
@@ -336,6 +381,7 @@ impl Fetcher {
                         Some(at) => format!("asked for bytes={asked}-, got a range from {at}"),
                         None => format!("HTTP {status} for bytes={asked}-"),
                     };
+                    reason = SERVER_ERROR;
                     failures += 1;
                     continue;
                 }
@@ -357,18 +403,20 @@ impl Fetcher {
                         hasher.update(&bytes);
                         have += bytes.len() as u64;
                         watch.grew(have);
-                        reporter.progress(Phase::Download, have, blob.size);
+                        reporter.download(have, blob.size, resumed);
                         crate::failpoint::count("download-bytes", have);
                     }
                     Ok(None) => break,
                     Err(Stop::Lost(e)) => {
                         let why = self.net.explain(&e, &url);
                         last_error = format!("connection lost at byte {have}: {why}");
+                        reason = UNREACHABLE;
                         tracing::debug!("{url}: {last_error}");
                         break;
                     }
                     Err(Stop::Slow(m)) => {
                         last_error = format!("{m}, at byte {have}");
+                        reason = UNREACHABLE;
                         tracing::debug!("{url}: {last_error}");
                         slow = true;
                         break;
@@ -381,6 +429,7 @@ impl Fetcher {
             } else if have < blob.size {
                 if last_error.is_empty() {
                     last_error = "the response ended without data".into();
+                    reason = SERVER_ERROR;
                 }
                 failures += 1;
             }
@@ -399,6 +448,28 @@ impl Fetcher {
         }
         Ok(())
     }
+}
+
+/// The `retry` event's reasons (the words of the `error` event's `reason`).
+pub(super) const UNREACHABLE: &str = "unreachable";
+pub(super) const SERVER_ERROR: &str = "server_error";
+
+/// The download over HTTP started last in this process: its partial file and size.
+static IN_FLIGHT: std::sync::Mutex<Option<(PathBuf, u64)>> = std::sync::Mutex::new(None);
+
+fn set_in_flight(partial: &Path, size: u64) {
+    if let Ok(mut f) = IN_FLIGHT.lock() {
+        *f = Some((partial.to_path_buf(), size));
+    }
+}
+
+/// The partial download an interrupted run leaves, if one was in progress: its
+/// path, the bytes it holds and the blob's size. (A finished download was renamed,
+/// so its partial file is gone.)
+pub fn interrupted_download() -> Option<(PathBuf, u64, u64)> {
+    let (path, size) = IN_FLIGHT.lock().ok()?.clone()?;
+    let len = fs_err::metadata(&path).ok()?.len();
+    Some((path, len, size))
 }
 
 fn too_big(what: &str, max: u64) -> Error {

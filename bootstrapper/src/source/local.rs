@@ -38,7 +38,7 @@ pub(super) fn copy_local(
     let mut buf = vec![0u8; 1 << 20];
     let copied = copy_capped(&mut input, &mut out, blob.size, &mut buf, |n| {
         watch.grew(n);
-        reporter.progress(Phase::Download, n, blob.size);
+        reporter.progress(Phase::Copy, n, blob.size);
     });
     let (got, n) = match copied {
         Ok(done) => done,

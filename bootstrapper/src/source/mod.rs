@@ -12,7 +12,7 @@ mod watch;
 
 pub use accept::{Trust, accept_signed};
 pub use fetch::range::Ranged;
-pub use fetch::{Fetcher, hash_file};
+pub use fetch::{Fetcher, hash_file, interrupted_download};
 pub use offline::{Shelf, discover, find_bundles, too_old_offline};
 pub use watch::{NoWatch, Watch};
 

@@ -182,9 +182,19 @@ fn a_forced_variant_wins_with_a_warning() {
     );
     let r = detect(&[], &["--json", "--variant", "linux-x86_64-cuda12.8"]);
     assert_eq!(r.selected(), "linux-x86_64-cuda12.8");
+    // An id the catalogue does not offer is a usage error naming the offered ids.
     let r = detect(&[], &["--json", "--variant", "linux-x86_64-rocm9"]);
-    assert_eq!(r.code, 5);
-    assert_eq!(r.one("error")["exit_code"], 5);
+    assert_eq!(r.code, 2);
+    assert_eq!(r.one("error")["exit_code"], 2);
+    assert_eq!(r.one("error")["reason"], "unknown_variant");
+    assert!(
+        r.one("error")["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("linux-x86_64-cpu"),
+        "{}",
+        r.one("error")
+    );
 }
 
 #[test]

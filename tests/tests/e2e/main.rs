@@ -3,10 +3,13 @@
 //! first (the test script does).
 
 mod backbone;
+mod commands;
 mod concurrency;
 mod crash;
 mod engine;
+mod heal;
 mod offline;
+mod progress;
 mod proxy;
 mod reasons;
 mod refusals;

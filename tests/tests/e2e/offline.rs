@@ -93,7 +93,7 @@ fn an_offline_folder_installs_with_the_network_closed() {
     assert_eq!(ready["version"], "1.0.0");
     assert!(
         evs.iter()
-            .any(|e| e["event"] == "progress" && e["phase"] == "download"),
+            .any(|e| e["event"] == "progress" && e["phase"] == "copy"),
         "copying shows progress: {evs:?}"
     );
     let mut got = tree(Path::new(ready["dir"].as_str().expect("dir")));

@@ -150,7 +150,14 @@ impl Ranges<'_> {
             };
             let answer = self
                 .fetcher
-                .get_range(self.base, self.rel, r.clone(), &mut self.file, &mut grew)
+                .get_range(
+                    self.base,
+                    self.rel,
+                    r.clone(),
+                    &mut self.file,
+                    &mut grew,
+                    reporter,
+                )
                 .await?;
             if answer == Ranged::Ignored {
                 return Ok(false);

@@ -18,8 +18,11 @@ use url::Url;
 
 use super::{Fetcher, content_range_start};
 use crate::error::{Error, Result};
+use crate::report::Reporter;
 use crate::source::client;
 use crate::source::retry::{self, Stop, retryable};
+
+use super::{SERVER_ERROR, UNREACHABLE};
 
 /// How a range request was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +44,7 @@ impl Fetcher {
         range: Range<u64>,
         out: &mut File,
         got: &mut dyn FnMut(u64),
+        reporter: Option<&dyn Reporter>,
     ) -> Result<Ranged> {
         let url = base
             .join(rel)
@@ -49,6 +53,7 @@ impl Fetcher {
         let (mut have, end) = (range.start, range.end);
         let (mut failures, mut furthest) = (0u32, have);
         let (mut last_error, mut hint) = (String::new(), None);
+        let mut reason = UNREACHABLE;
         while have < end {
             if failures >= self.max_failures {
                 return Err(network(format!(
@@ -57,7 +62,9 @@ impl Fetcher {
                 )));
             }
             if failures > 0 {
-                self.backoff(failures, hint.take()).await;
+                let said = format!("{url}: {last_error}");
+                self.backoff(reporter, failures, hint.take(), reason, &said)
+                    .await;
             }
             let req = self
                 .net
@@ -71,6 +78,7 @@ impl Fetcher {
                 }
                 Err(e) => {
                     last_error = self.net.explain(&e, &url);
+                    reason = UNREACHABLE;
                     failures += 1;
                     continue;
                 }
@@ -83,6 +91,7 @@ impl Fetcher {
                         end - 1,
                         content_range_start(&resp)
                     );
+                    reason = SERVER_ERROR;
                     failures += 1;
                     continue;
                 }
@@ -99,6 +108,7 @@ impl Fetcher {
                 s if retryable(s) => {
                     last_error = format!("HTTP {s}");
                     hint = retry::retry_after(&resp);
+                    reason = SERVER_ERROR;
                     failures += 1;
                     continue;
                 }
@@ -122,10 +132,12 @@ impl Fetcher {
                     Err(Stop::Lost(e)) => {
                         let why = self.net.explain(&e, &url);
                         last_error = format!("connection lost at byte {have}: {why}");
+                        reason = UNREACHABLE;
                         break;
                     }
                     Err(Stop::Slow(m)) => {
                         last_error = format!("{m}, at byte {have}");
+                        reason = UNREACHABLE;
                         slow = true;
                         break;
                     }
@@ -137,6 +149,7 @@ impl Fetcher {
             } else if have < end {
                 if last_error.is_empty() {
                     last_error = "the response ended without data".into();
+                    reason = SERVER_ERROR;
                 }
                 failures += 1;
             }

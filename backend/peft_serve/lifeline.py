@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 
+NAME = "peft-serve"  # the prefix of our one stderr line; the engine sets "peft_engine"
 FD_ENV = "PEFT_PARENT_FD"
 PID_ENV = "PEFT_PARENT_PID"
 POLL_S = 0.25
@@ -36,7 +37,7 @@ def _lost(why):
     # so writing may raise BrokenPipeError, and that must not stop the exit.
     threading.Thread(target=_hard_exit_later, name="lifeline-hard-exit", daemon=True).start()
     try:
-        sys.stderr.write(f"peft_engine: {why}; shutting down\n")
+        sys.stderr.write(f"{NAME}: {why}; shutting down\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
