@@ -3,7 +3,10 @@
 // sandboxed renderer): events in, action names out.
 const { contextBridge, ipcRenderer } = require('electron');
 
-const ACTIONS = new Set(['retry', 'cpu', 'folder', 'log', 'cancel', 'restart', 'wait']);
+const ACTIONS = new Set(['retry', 'cpu', 'folder', 'log', 'cancel', 'restart', 'wait',
+  'location', 'repair', 'auto', 'engine', 'switch']);
+// The Engine page's questions (answered by lib/enginectl.js through main.js)
+const QUESTIONS = new Set(['engine-info', 'selftest-start', 'selftest-poll', 'gc']);
 
 contextBridge.exposeInMainWorld('peft', {
   ...backendApi(), // an app's renderer: docs/CONTRACT.md §10.1
@@ -11,8 +14,12 @@ contextBridge.exposeInMainWorld('peft', {
     ipcRenderer.on('peft:event', (_e, ev) => callback(ev));
     ipcRenderer.send('peft:ready');
   },
-  act(name) {
-    if (ACTIONS.has(name)) ipcRenderer.send('peft:act', name);
+  act(name, arg) {
+    if (ACTIONS.has(name)) ipcRenderer.send('peft:act', name, typeof arg === 'string' ? arg : undefined);
+  },
+  ask(name, arg) {
+    if (!QUESTIONS.has(name)) return Promise.reject(new Error(`unknown question ${name}`));
+    return ipcRenderer.invoke('peft:ask', name, typeof arg === 'string' || typeof arg === 'number' ? arg : undefined);
   },
 });
 

@@ -13,18 +13,29 @@
 // /health (`lastGood`). If `ensure` hands over another install (an update staged by
 // `update` was switched in) and its engine fails its first health check, we run
 // `peft-bootstrap rollback --reason "..." --json` and start the `ready` it prints.
+//
+// Repair: when the engine of the install `ensure` handed over (the one that worked
+// before, or a first install) fails to start, we run `peft-bootstrap verify --repair
+// --json` once (it re-hashes every file and rewrites the damaged ones from the
+// cheapest source), emit `{"event":"repair","state":"running|done|failed",...}` and
+// start it again; only then does the window show an error.
+//
+// Arguments: only what the person chose (variant, offline folder, another location
+// for the engine). What release.json beside the bootstrapper says (repository,
+// channel, mirrors, keys) is never passed: the bootstrapper reads it itself.
 
 const { EventEmitter } = require('node:events');
 const fs = require('node:fs');
 const path = require('node:path');
 const { runBootstrap, choiceArgs } = require('./bootstrap');
+const { settingsArgs } = require('./settings');
 const { Supervisor } = require('./supervisor');
 const record = require('./record');
 const paths = require('./paths');
 
 class Launcher extends EventEmitter {
   constructor({ mode = 'production', bootstrap, uiVersion, env = process.env, appDir, bootTimeoutMs, backoffBaseMs,
-    jobObject, choice = {} } = {}) {
+    jobObject, choice = {}, settings = {} } = {}) {
     super();
     this.mode = mode;
     this.bootstrapBin = bootstrap;
@@ -32,6 +43,7 @@ class Launcher extends EventEmitter {
     this.env = env;
     this.appDir = appDir;
     this.choice = choice;
+    this.settings = settings; // { cacheDir } (lib/settings.js): passed to every bootstrapper command
     this.supervisor = new Supervisor({ appDir, bootTimeoutMs, backoffBaseMs, jobObject });
     this.supervisor.on('engine', (ev) => this.emit('event', ev));
     this.run = null;       // the bootstrapper run in the foreground (ensure/rollback)
@@ -71,9 +83,14 @@ class Launcher extends EventEmitter {
       if (forward) this.emit('event', ev);
       return { result: { code: 1, error: ev, ready: null, events: [ev] } };
     }
+    this.supervisor.log.line(`launcher: ${bin} ${[...args, '--json'].join(' ')}`);
     const run = runBootstrap(bin, args, {
       env: this.env,
-      onEvent: (ev) => { if (forward) this.emit('event', ev); },
+      onEvent: (ev) => {
+        // the window shows plain words; the whole error (flags, variables, paths) goes to the log
+        if (ev.event === 'error' || ev.event === 'retry') this.supervisor.log.line(`peft-bootstrap ${args[0]}: ${JSON.stringify(ev)}`);
+        if (forward) this.emit('event', ev);
+      },
       onStderr: (s) => this.supervisor.log.write(s),
     });
     this._fgRun = run;
@@ -113,14 +130,24 @@ class Launcher extends EventEmitter {
     if (previous) { previous.cancel(); await previous.done; }
     if (this.supervisor.engine) await this.supervisor.stop();
     await this._leftover();
-    if (this.mode === 'dev') return this._startSpec(this._devSpec(), null);
-    const args = ['ensure', ...(this.uiVersion ? ['--ui-version', this.uiVersion] : []), ...choiceArgs(choice)];
+    if (this.mode === 'dev') {
+      const problem = paths.devPythonProblem(this.env);
+      if (problem) { this._log(problem); this.supervisor._emit('failed', { message: problem, log: this.logFile }); return null; }
+      return this._startSpec(this._devSpec(), null);
+    }
+    const args = ['ensure', ...(this.uiVersion ? ['--ui-version', this.uiVersion] : []), ...this._args(choice)];
     const { result } = await this._bootstrap(args);
     if (!result.ready) return null;
+    this.ready = result.ready;
     return this._startSpec(this._specOf(result.ready), result.ready);
   }
 
-  async _startSpec(spec, ready) {
+  /** The flags every bootstrapper command gets: the person's choices, never what release.json says. */
+  _args(choice = this.choice) {
+    return [...choiceArgs(choice), ...settingsArgs(this.settings)];
+  }
+
+  async _startSpec(spec, ready, { repaired = false } = {}) {
     try {
       const engine = await this.supervisor.start(spec);
       if (ready) this._saveState({ lastGood: { version: ready.version, variant: ready.variant, dir: ready.dir } });
@@ -129,15 +156,67 @@ class Launcher extends EventEmitter {
       if (this.quitting) return null;
       const lastGood = this._state().lastGood;
       if (ready && lastGood && lastGood.dir !== ready.dir) return this._rollback(ready, lastGood, err);
+      if (ready && !repaired) return this._repairThenStart(ready, err);
       this.supervisor._emit('failed', { message: err.message, log: this.logFile });
       return null;
     }
   }
 
+  /**
+   * `peft-bootstrap verify --repair --json`: rewrites the current install's damaged or
+   * missing files. Emits `repair` events; resolves to the `verified` event or null.
+   */
+  async _verifyRepair(why) {
+    this._log(`repairing the engine: ${why}`);
+    this.emit('event', { event: 'repair', state: 'running', reason: why });
+    const { result } = await this._bootstrap(['verify', '--repair', ...this._args()], { forward: false });
+    for (const ev of result.events) this.supervisor.log.line(`verify --repair: ${JSON.stringify(ev)}`);
+    const verified = result.events.find((e) => e.event === 'verified');
+    if (result.code !== 0 || !verified || !verified.ok) {
+      const message = result.error ? result.error.message
+        : verified ? `the engine still has damaged files after the repair: ${(verified.problems || []).slice(0, 5).join(', ')}`
+          : `verify --repair exited with status ${result.code}`;
+      this.emit('event', { event: 'repair', state: 'failed', message, ...(result.error ? { reason: result.error.reason, exit_code: result.error.exit_code } : {}) });
+      return null;
+    }
+    const repaired = (verified.repaired || []).map((r) => r.path);
+    this._log(`repaired ${repaired.length} file(s) of ${verified.version} (${verified.variant}); ${verified.fetched || 0} bytes fetched`);
+    this.emit('event', { event: 'repair', state: 'done', version: verified.version, variant: verified.variant, repaired, fetched: verified.fetched || 0 });
+    return verified;
+  }
+
+  async _repairThenStart(ready, err) {
+    const verified = await this._verifyRepair(`the engine ${ready.version} (${ready.variant}) did not start: ${err.message}`);
+    if (this.quitting) return null;
+    if (!verified) {
+      this.supervisor._emit('failed', { message: `${err.message}; the repair did not succeed either (details in the log)`, log: this.logFile });
+      return null;
+    }
+    return this._startSpec(this._specOf(ready), ready, { repaired: true });
+  }
+
+  /** "Repair the engine" (window, Engine page): stop it, verify --repair, start through ensure. */
+  async repair() {
+    const previous = this._fgRun;
+    if (previous) { previous.cancel(); await previous.done; }
+    if (this.supervisor.engine) await this.supervisor.stop();
+    if (this.mode === 'dev') return this.start(this.choice);
+    const verified = await this._verifyRepair('asked from the window');
+    if (!verified && this.quitting) return null;
+    return this.start(this.choice);
+  }
+
+  /** Run a bootstrapper command for the Engine page (status, detect, gc): resolves to its result, events not forwarded. */
+  async query(cmd, extra = []) {
+    if (this.mode === 'dev') return { code: 1, events: [], error: { message: 'development mode: no bootstrapper' } };
+    const { result } = await this._bootstrap([cmd, ...extra, ...this._args()], { forward: false });
+    return result;
+  }
+
   async _rollback(ready, lastGood, err) {
     const reason = `the engine ${ready.version} (${ready.variant}) failed its first health check: ${err.message}`;
     this._log(`rolling back: ${reason}`);
-    const { result } = await this._bootstrap(['rollback', '--reason', reason]);
+    const { result } = await this._bootstrap(['rollback', '--reason', reason, ...settingsArgs(this.settings)]);
     const back = result.ready;
     const rolled = result.events.find((e) => e.event === 'rolled_back');
     if (!back) {
@@ -165,11 +244,11 @@ class Launcher extends EventEmitter {
   /** `peft-bootstrap update --json` in the background; resolves to the final update event. */
   async checkForUpdate() {
     if (this.mode === 'dev' || this.updateRun) return null;
-    const say = (state, extra = {}) => { const ev = { event: 'update', state, ...extra }; this.emit('event', ev); return ev; };
+    const say = (state, extra = {}) => { const ev = { event: 'update', state, ...extra }; this.lastUpdate = ev; this.emit('event', ev); return ev; };
     say('checking');
     let bin;
     try { bin = this._bin(); } catch (err) { return say('failed', { message: err.message }); }
-    const run = runBootstrap(bin, ['update', ...(this.uiVersion ? ['--ui-version', this.uiVersion] : []), ...choiceArgs(this.choice)], {
+    const run = runBootstrap(bin, ['update', ...(this.uiVersion ? ['--ui-version', this.uiVersion] : []), ...this._args()], {
       env: this.env, onStderr: (s) => this.supervisor.log.write(s),
     });
     this.updateRun = run;

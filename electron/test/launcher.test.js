@@ -4,7 +4,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { need, tmp, Repo, serve, headless, prodEnv, processesMatching, eventually } = require('./support');
+const { need, tmp, Repo, brokenBundle, serve, headless, prodEnv, processesMatching, eventually } = require('./support');
 const { httpGet } = require('../lib/engine');
 const proc = require('../lib/proc');
 
@@ -61,18 +61,23 @@ test('first start installs from the network, starts a guarded engine; second sta
   assert.equal(proc.alive(running2.pid), false);
 });
 
-test('bootstrapper failures reach the caller as error events with the exit code', { timeout: 120000 }, async (t) => {
+test('bootstrapper failures reach the caller as error events with the exit code', { timeout: 300000 }, async (t) => {
   if (!need(t, 'bootstrap', 'release', 'bundle')) return;
   const root = tmp();
   const repo = new Repo(root).pack('1.0.0').publish();
   const other = new Repo(path.join(root, 'other'));
   const srv = await serve(repo.dir);
   t.after(() => srv.close());
+  // a repository with only a CUDA engine, which this machine (no NVIDIA driver) cannot run
+  const cudaOnly = new Repo(path.join(root, 'cuda')).pack('1.0.0', brokenBundle(path.join(root, 'cuda')), undefined, 'linux-x86_64-cuda12.8').publish();
+  const cudaSrv = await serve(cudaOnly.dir);
+  t.after(() => cudaSrv.close());
   const base = { manifest: srv.manifest, pub: repo.pub, cache: path.join(root, 'cache'), app: path.join(root, 'app') };
 
   const cases = [
     ['untrusted key', { ...base, pub: other.pub }, 4, 'integrity', 'untrusted_key'],
     ['unreachable repository', { ...base, manifest: 'http://127.0.0.1:9/channels/stable/manifest.json' }, 3, 'network', 'unreachable'],
+    ['no variant fits', { ...base, manifest: cudaSrv.manifest, pub: cudaOnly.pub }, 5, 'no_variant', 'no_variant'],
     // the repository offers only the CPU build: a forced CUDA id is a usage error naming the offered ids
     ['a variant no release offers', { ...base, extra: { PEFT_BACKEND_VARIANT: 'linux-x86_64-cuda12.8' } }, 2, 'usage', 'unknown_variant'],
     ['bad setting', { ...base, extra: { PEFT_CHANNEL: 'Not A Channel!' } }, 2, 'usage', 'usage'],
@@ -84,7 +89,7 @@ test('bootstrapper failures reach the caller as error events with the exit code'
     assert.ok(err, `${name}: an error event; stderr ${h.stderr}`);
     assert.equal(err.exit_code, exitCode, `${name}: ${JSON.stringify(err)}`);
     assert.equal(err.code, code, name);
-    assert.equal(err.reason, reason, name);
+    assert.equal(err.reason, reason, `${name}: the window words it by reason`);
     if (reason === 'unknown_variant') assert.match(err.message, /linux-x86_64-cpu/, `${name}: lists the offered ids`);
     assert.ok(err.message.length > 10, name);
     assert.equal(exit.code, exitCode, `${name}: headless exits with the bootstrapper's code`);
@@ -147,11 +152,20 @@ test('cancel stops the bootstrapper and keeps the partial download; the next try
 
   // "Try again" at full speed: resumed from where it stopped, then the engine runs
   srv.throttle = 0;
+  const before = events.length;
   const engine = await launcher.start();
   assert.ok(engine && engine.running);
   const resumed = srv.ranges.filter(([url]) => url.startsWith('/blobs/'));
   assert.equal(resumed.length, 1, JSON.stringify(srv.ranges));
   assert.ok(resumed[0][1] > 0 && resumed[0][1] <= kept, `resumed at ${resumed[0][1]} of ${kept} kept`);
+  // the window says "Resuming at …" from the progress events' resumed_from (where the bootstrapper sends it)
+  const again = events.slice(before).filter((e) => e.event === 'progress' && e.phase === 'download');
+  t.diagnostic(`first progress after the retry: ${JSON.stringify(again[0])}`);
+  if (again.some((e) => 'resumed_from' in e)) {
+    assert.ok(again.every((e) => e.resumed_from === resumed[0][1]), JSON.stringify(again.slice(0, 2)));
+    const D = require('../ui/describe.js');
+    assert.match(D.transferWords({ phase: 'download', done: again[0].done, total: again[0].total, resumedFrom: again[0].resumed_from }), /^Resuming at \d/);
+  }
   await launcher.stop();
   assert.equal(proc.alive(engine.pid), false);
 });

@@ -45,6 +45,7 @@ function walk(dir, base = dir) {
 test('the app part of the installer is the launcher code and the window, nothing else', (t) => {
   const files = packaged(walk(DIR), config.files);
   const expected = ['package.json', 'main.js', 'preload.js', 'ui/progress.html', 'ui/progress.css', 'ui/progress.js', 'ui/describe.js',
+    'ui/engine.html', 'ui/engine.css', 'ui/engine.js', 'ui/engineinfo.js',
     ...fs.readdirSync(path.join(DIR, 'lib')).map((f) => `lib/${f}`)];
   assert.deepEqual(files.sort(), expected.sort());
   const bytes = files.reduce((n, f) => n + fs.statSync(path.join(DIR, f)).size, 0);

@@ -18,13 +18,14 @@ const { JsonLines } = require('../lib/jsonlines');
 const paths = require('../lib/paths');
 
 const REPO = paths.REPO_DIR;
-const ARCH = { x64: 'x86_64', arm64: 'aarch64' }[process.arch] || process.arch;
+// the variant id (ids say arm64: macos-arm64-cpu), and the bundle folder run-all names after `uname -m`
+const VARIANT = paths.cpuVariant();
+const UNAME_M = { x64: 'x86_64', arm64: process.platform === 'darwin' ? 'arm64' : 'aarch64' }[process.arch] || process.arch;
 const OS = { linux: 'linux', darwin: 'macos', win32: 'windows' }[process.platform];
-const VARIANT = `${OS}-${ARCH}-cpu`;
 const TOOLS = {
   bootstrap: process.env.PEFT_BOOTSTRAP || path.join(REPO, 'target', 'debug', 'peft-bootstrap'),
   release: process.env.PEFT_RELEASE || path.join(REPO, 'target', 'debug', 'peft-release'),
-  bundle: process.env.PEFT_TEST_BUNDLE_DIR || path.join(REPO, 'target', 'bundles', `core-${VARIANT}`),
+  bundle: process.env.PEFT_TEST_BUNDLE_DIR || path.join(REPO, 'target', 'bundles', `core-${OS}-${UNAME_M}-cpu`),
 };
 const ENGINE_REL = path.join('peft_engine', `peft_engine${paths.EXE}`);
 
@@ -57,8 +58,8 @@ class Repo {
     this.pub = path.join(this.keys, 'release.pub');
   }
 
-  pack(version, input = TOOLS.bundle, entry = 'peft_engine/peft_engine') {
-    execFileSync(TOOLS.release, ['pack', '--repo', this.dir, '--input', input, '--version', version, '--variant', VARIANT,
+  pack(version, input = TOOLS.bundle, entry = 'peft_engine/peft_engine', variant = VARIANT) {
+    execFileSync(TOOLS.release, ['pack', '--repo', this.dir, '--input', input, '--version', version, '--variant', variant,
       '--entry', entry], { stdio: 'ignore' });
     return this;
   }

@@ -22,7 +22,7 @@ async function openPage(t) {
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'] });
   }
-  const page = await browser.newPage({ viewport: { width: 620, height: 500 }, deviceScaleFactor: 1 });
+  const page = await browser.newPage({ viewport: { width: 720, height: 640 }, deviceScaleFactor: 1 });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
@@ -88,7 +88,7 @@ test('fresh CUDA install: engine in words, bar with bytes, speed and time left, 
   assert.equal(await page.locator('#notice').isVisible(), false);
   await feed(page, evs.slice(running + 1));
   assert.match(await text(page, '#notice'), /A new engine is ready[\s\S]*1\.3\.1[\s\S]*Restart to use it/);
-  assert.deepEqual(await actions(page), ['restart']);
+  assert.deepEqual(await actions(page), ['restart', 'engine']);
   await shot(page, 'progress-update-ready');
   await page.click('button[data-action=restart]');
   assert.deepEqual(await page.evaluate(() => window.peftActions), ['restart']);
@@ -128,7 +128,7 @@ const EXPECT = {
   3: ["Can't reach the download server", ['retry', 'folder', 'log'], /Connection refused/],
   4: ["The download didn't pass its safety check", ['retry', 'folder', 'log'], /not trusted/],
   5: ['No engine fits this computer yet', ['cpu', 'folder', 'log'], /needs NVIDIA driver ≥ 550/],
-  6: ['Not enough room to install the engine', ['retry', 'log'], /free 4\.2 GB on the disk/],
+  6: ["PEFT Studio can't store its engine", ['location', 'retry', 'log'], /free 4\.2 GB on the disk/],
   7: ['Another PEFT Studio is installing the engine', ['retry'], /wait for the other instance/],
 };
 for (const [code, [title, acts, detail]] of Object.entries(EXPECT)) {
@@ -191,7 +191,7 @@ test('engine failure after install: actions include the CPU engine', { timeout: 
   await feed(page, evs.slice(0, starting + 1));
   await feed(page, [{ event: 'engine', state: 'failed', message: 'the engine exited before it listened (status 1) (engine log: /home/ada/.config/PEFT Studio/logs/engine.log)', t: 99999 }]);
   assert.equal(await text(page, '#title'), 'The engine could not start');
-  assert.deepEqual(await actions(page), ['retry', 'cpu', 'log']);
+  assert.deepEqual(await actions(page), ['repair', 'retry', 'cpu', 'log']);
   assert.match(await text(page, '#notice-detail'), /engine\.log/);
   await shot(page, 'progress-engine-failed');
 });

@@ -11,14 +11,15 @@
   const D = window.PeftDescribe;
   const STALL_MS = 60_000;
   const STEPS = ['check', 'download', 'verify', 'extract', 'start'];
-  const STEP_OF_PHASE = { download: 'download', patch: 'extract', verify: 'verify', extract: 'extract' };
-  const PHASE_VERB = { download: 'Downloading', patch: 'Updating', verify: 'Checking', extract: 'Unpacking' };
+  const STEP_OF_PHASE = { download: 'download', copy: 'download', patch: 'extract', verify: 'verify', extract: 'extract' };
+  const PHASE_VERB = { download: 'Downloading', copy: 'Copying', patch: 'Updating', verify: 'Checking', extract: 'Unpacking' };
 
   function fresh() {
     return {
       hardware: null, selected: null, step: 'check', done: new Set(), phase: null, doneBytes: 0, totalBytes: 0,
       speed: 0, lastSample: null, lastProgressAt: null, startedAt: null, error: null, engine: null, ready: null,
-      cancelled: false, stalled: false, update: null, warnings: [], failedEngine: null,
+      cancelled: false, stalled: false, update: null, warnings: [], failedEngine: null, resumedFrom: 0, retry: null,
+      repair: null, copying: false,
     };
   }
 
@@ -49,7 +50,9 @@
           s.step = 'start'; s.phase = null; s.lastProgressAt = now;
           if (!s.selected) s.selected = { version: ev.version, variant: ev.variant };
           break;
-        case 'error': s.error = ev; s.stalled = false; break;
+        case 'error': s.error = ev; s.stalled = false; s.retry = null; break;
+        case 'retry': s.retry = { ...ev, at: now }; s.lastProgressAt = now; s.stalled = false; break;
+        case 'repair': s.repair = ev; break;
         case 'engine': this._engine(ev); break;
         case 'update': s.update = ev; break;
         case 'rollback': s.warnings.push(`The new engine did not start, so PEFT Studio went back to the one that worked (${ev.to}).`); break;
@@ -63,8 +66,14 @@
       const step = STEP_OF_PHASE[ev.phase] || 'download';
       if (s.phase !== ev.phase) {
         for (const st of STEPS.slice(0, STEPS.indexOf(step))) s.done.add(st);
-        s.phase = ev.phase; s.speed = 0; s.lastSample = null;
+        s.phase = ev.phase; s.speed = 0; s.lastSample = null; s.resumedFrom = 0;
+        if (ev.phase === 'copy') s.copying = true;
       }
+      // speed and time left come from the bytes moved in this run: a resumed download
+      // starts counting at resumed_from, never at 0
+      if (ev.phase === 'download' && Number(ev.resumed_from) > 0) s.resumedFrom = Number(ev.resumed_from);
+      if (!s.lastSample && s.resumedFrom > 0 && ev.done >= s.resumedFrom) s.lastSample = { t: now, done: ev.done };
+      if (s.retry && ev.done !== s.doneBytes) s.retry = null;
       s.step = step;
       if (ev.done !== s.doneBytes || s.lastProgressAt == null) s.lastProgressAt = now;
       if (s.lastSample && now > s.lastSample.t && ev.done >= s.lastSample.done) {
@@ -78,7 +87,7 @@
     _engine(ev) {
       const s = this.s;
       s.engine = ev;
-      if (ev.state === 'running') { s.done = new Set(STEPS); s.step = null; s.failedEngine = null; }
+      if (ev.state === 'running') { s.done = new Set(STEPS); s.step = null; s.failedEngine = null; s.repair = null; }
       if (ev.state === 'failed') s.failedEngine = ev;
     }
 
@@ -92,7 +101,7 @@
 
     act(name, arg) {
       if (name === 'cancel') { this.s.cancelled = true; this.s.stalled = false; }
-      if (name === 'retry' || name === 'cpu' || name === 'folder') this.reset();
+      if (['retry', 'cpu', 'folder', 'location', 'repair', 'auto'].includes(name)) this.reset();
       if (name === 'wait') { this.s.lastProgressAt = this.now; this.s.stalled = false; }
       this.bridge.act(name, arg);
       this.render();
@@ -110,13 +119,18 @@
         title = 'The engine could not start';
         engineLine = sentence ? `The ${sentence}` : '';
         const cpuToo = variant && D.engineOf(variant).kind !== 'cpu';
-        notice = { kind: 'error', heading: 'PEFT Studio tried to start its engine and it stopped.', body: 'Trying again often helps. The log has the engine\'s own words.', detail: s.failedEngine.message };
-        actions = ['retry', ...(cpuToo ? ['cpu'] : []), 'log'];
+        const repaired = s.repair && s.repair.state === 'done';
+        notice = { kind: 'error', heading: 'PEFT Studio tried to start its engine and it stopped.',
+          body: repaired
+            ? 'PEFT Studio checked the engine\'s files and repaired them, and it still did not start. The log has the engine\'s own words.'
+            : 'Repairing the engine checks every file against its signature and replaces what is damaged. The log has the engine\'s own words.',
+          detail: D.windowDetail({ message: s.failedEngine.message }) };
+        actions = ['repair', 'retry', ...(cpuToo ? ['cpu'] : []), 'log'];
       } else if (s.error) {
         const advice = D.errorAdvice(s.error, { hardware: s.hardware, variant });
         title = advice.title;
         engineLine = sentence ? `For the ${sentence}` : s.hardware ? `This computer: ${D.machineWords(s.hardware)}` : '';
-        notice = { kind: 'error', heading: '', body: advice.body, detail: [s.error.message, s.error.hint].filter(Boolean).join(' — ') };
+        notice = { kind: 'error', heading: '', body: advice.body, detail: D.windowDetail(s.error) };
         actions = advice.actions;
       } else if (s.cancelled) {
         title = 'Installation paused';
@@ -128,13 +142,16 @@
         title = 'PEFT Studio is ready';
         engineLine = `The ${D.engineSentence(s.hardware, s.engine.variant || variant)} is running (${s.engine.version || ''}).`;
         pct = 1;
+        actions = ['engine'];
         if (s.update && s.update.state === 'staged') {
           notice = { kind: 'good', heading: 'A new engine is ready', body: `Version ${s.update.version} has been downloaded in the background. Restart to use it; your work is kept.` };
-          actions = ['restart'];
+          actions = ['restart', 'engine'];
         }
       } else if (s.ready || s.engine) {
         const st = s.engine && s.engine.state;
-        title = st === 'restarting' ? 'Restarting the engine…' : st === 'exited' ? 'The engine stopped' : 'Starting the engine…';
+        const repairing = s.repair && s.repair.state === 'running';
+        title = repairing ? 'Repairing the engine…' : st === 'restarting' ? 'Restarting the engine…' : st === 'exited' ? 'The engine stopped' : 'Starting the engine…';
+        if (repairing) notice = { kind: 'info', heading: '', body: 'The engine did not start. PEFT Studio is checking its files against their signature and replacing what is damaged; then it starts it again.' };
         engineLine = sentence ? `The ${sentence}` : '';
         numbers = s.ready && s.ready.source === 'cache' ? 'Already installed: nothing to download.' : 'Installed and verified.';
         pct = null;
@@ -143,13 +160,7 @@
         title = variant ? `${verb} the ${D.engineOf(variant).words}` : `${verb} the engine`;
         engineLine = sentence ? `The ${sentence}` : '';
         pct = s.totalBytes ? Math.min(1, s.doneBytes / s.totalBytes) : null;
-        const parts = [`${D.bytes(s.doneBytes)} of ${D.bytes(s.totalBytes)}`];
-        if (s.phase === 'download' && s.speed > 0 && !s.stalled) { // a stalled speed would be a lie
-          parts.push(`${D.bytes(s.speed)}/s`);
-          const left = (s.totalBytes - s.doneBytes) / s.speed;
-          if (s.doneBytes < s.totalBytes) parts.push(`${D.duration(left)} left`);
-        }
-        numbers = parts.join(' · ');
+        numbers = D.transferWords({ phase: s.phase, done: s.doneBytes, total: s.totalBytes, resumedFrom: s.resumedFrom, speed: s.speed, stalled: s.stalled });
         actions = ['cancel'];
       } else {
         title = 'Getting PEFT Studio ready';
@@ -160,6 +171,9 @@
         notice = { kind: 'warn', heading: 'No progress for a minute', body: 'The connection may have stalled. You can keep waiting, try again (the download continues where it stopped), or install from a folder.' };
         actions = ['wait', 'retry', 'folder', 'log', 'cancel'];
       }
+      if (s.retry && !s.error && !s.cancelled && !running && !s.stalled) {
+        notice = { kind: 'warn', heading: D.retryWords(s.retry, s.retry.at + (Number(s.retry.wait_ms) || 0) - this.now), body: '' };
+      }
       if (!notice && s.warnings.length && !running) notice = { kind: 'info', heading: '', body: s.warnings[s.warnings.length - 1] };
 
       this._text('title', title);
@@ -167,6 +181,8 @@
       this._text('numbers', numbers);
       this._bar(pct, s.error || s.failedEngine ? 'error' : s.stalled ? 'warn' : running ? 'done' : '');
       this._steps(running);
+      const dl = this.el('steps').querySelector('[data-step=download]');
+      if (dl) dl.textContent = s.copying ? 'Copy' : 'Download';
       this._notice(notice);
       this._actions(actions);
       this.doc.body.dataset.state = s.failedEngine || s.error ? 'error' : s.stalled ? 'stalled' : s.cancelled ? 'cancelled' : running ? 'running' : s.phase || (s.ready ? 'starting' : 'checking');
