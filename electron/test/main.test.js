@@ -23,19 +23,20 @@ function fakeElectron(userData, pickFolder) {
       this.opts = opts;
       this.loaded = [];
       this.sent = [];
-      this.webContents = { send: (ch, ev) => this.sent.push([ch, ev]) };
+      this.webContents = { send: (ch, ev) => this.sent.push([ch, ev]), getURL: () => this.loaded[this.loaded.length - 1] || '' };
       windows.push(this);
     }
     loadFile(f) { this.loaded.push(path.basename(f)); }
     loadURL(u) { this.loaded.push(u); }
     isDestroyed() { return false; }
     show() {}
+    static getAllWindows() { return windows; }
   }
   let exited = null;
-  let readyCb;
+  const readyCbs = []; // main.js has more than one whenReady handler: all run, in order
   const app = {
     isPackaged: false,
-    whenReady: () => ({ then: (cb) => { readyCb = cb; } }),
+    whenReady: () => ({ then: (cb) => { readyCbs.push(cb); } }),
     getPath: (n) => (n === 'userData' ? userData : userData),
     getVersion: () => '0.1.0',
     on: () => {},
@@ -46,11 +47,13 @@ function fakeElectron(userData, pickFolder) {
   return {
     module: {
       app, BrowserWindow, ipcMain: ipc,
+      // no legacy origin is configured here, so the renderer bridge registers no webRequest listener
+      session: { defaultSession: { webRequest: {} } },
       Menu: { buildFromTemplate: (t) => t, setApplicationMenu: (m) => { menu = m; } },
       dialog: { showOpenDialog: async () => ({ canceled: false, filePaths: [pickFolder] }), showMessageBox: async () => ({ response: 1 }) },
       shell: { openPath: async () => '' },
     },
-    ipc, windows, get menu() { return menu; }, get exited() { return exited; }, ready: () => readyCb(),
+    ipc, windows, get menu() { return menu; }, get exited() { return exited; }, ready: () => { for (const cb of readyCbs) cb(); },
   };
 }
 
