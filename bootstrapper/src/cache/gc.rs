@@ -55,7 +55,7 @@ pub fn collect(
     sync_dir(&cache.versions());
     if let Ok(rd) = fs_err::read_dir(cache.downloads()) {
         for e in rd.flatten() {
-            let partial = e.file_name().to_string_lossy().ends_with(".partial");
+            let partial = super::is_partial(&e.file_name().to_string_lossy());
             let age = e
                 .metadata()
                 .and_then(|m| m.modified())

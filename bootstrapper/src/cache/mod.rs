@@ -360,6 +360,21 @@ fn read_owner(path: &Path) -> Option<String> {
 }
 
 /// Total bytes of the files under `p`.
+/// The suffix of a blob whose download is not finished: `downloads/<sha256>.partial`.
+/// The one place that names it; the fetcher, the streaming unpack and `gc` ask here.
+const PARTIAL_SUFFIX: &str = ".partial";
+
+/// Where the blob with this SHA-256 (hex) is written while it downloads, under the
+/// cache's `downloads/` folder.
+pub fn partial_path(downloads: &Path, sha256_hex: &str) -> PathBuf {
+    downloads.join(format!("{sha256_hex}{PARTIAL_SUFFIX}"))
+}
+
+/// Whether a file name in `downloads/` is an unfinished download.
+pub fn is_partial(file_name: &str) -> bool {
+    file_name.ends_with(PARTIAL_SUFFIX)
+}
+
 pub fn dir_size(p: &Path) -> u64 {
     let Ok(rd) = fs_err::read_dir(p) else {
         return 0;
@@ -375,6 +390,17 @@ pub fn dir_size(p: &Path) -> u64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_partial_download_is_named_and_recognised_in_one_place() {
+        let downloads = Path::new("/c/downloads");
+        let p = super::partial_path(downloads, "ab12");
+        assert_eq!(p, Path::new("/c/downloads/ab12.partial"));
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        assert!(super::is_partial(name.as_deref().unwrap_or_default()));
+        assert!(!super::is_partial("ab12"));
+        assert!(!super::is_partial("ab12.partial.tmp"));
+    }
     use super::*;
 
     #[test]

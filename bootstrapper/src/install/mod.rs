@@ -122,7 +122,7 @@ pub async fn install(
     } else {
         // Unpack while downloading (see `stream`).
         let follow = Arc::new(Follow::default());
-        let partial = downloads.join(format!("{}.partial", variant.archive.sha256.hex()));
+        let partial = crate::cache::partial_path(&downloads, &variant.archive.sha256.hex());
         let stream = Stream::start(
             partial,
             index.clone(),

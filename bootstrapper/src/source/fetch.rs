@@ -223,7 +223,7 @@ impl Fetcher {
             }
             let _ = fs_err::remove_file(&done);
         }
-        let partial = downloads.join(format!("{hex}.partial"));
+        let partial = crate::cache::partial_path(downloads, &hex);
         let mut network = Vec::new();
         let mut integrity = Vec::new();
         let until = tokio::time::Instant::now() + self.deadline.budget(blob.size);
