@@ -17,7 +17,7 @@ pub async fn run(ctx: &Session<'_>) -> Result<Next> {
     let (s, reporter) = (&ctx.s, ctx.reporter);
     let hw = detect_here(s);
     emit_hardware(ctx, &hw, true);
-    let Some(root) = s.repo.clone() else {
+    let Some(root) = s.repo.root() else {
         reporter.warn(
             "no release repository is configured (--manifest-url, --offline-dir or release.json): judging the built-in variant catalogue".into(),
         );
@@ -47,7 +47,7 @@ pub async fn run(ctx: &Session<'_>) -> Result<Next> {
         &hw,
         &bad,
         &state,
-        Shelf::for_root(s.repo.as_ref(), s.offline).as_ref(),
+        Shelf::for_repo(&s.repo).as_ref(),
         true,
         reporter,
     )?;

@@ -86,7 +86,7 @@ async fn install_or_fall_back(
     let hw = detect_here(s);
     emit_hardware(ctx, &hw, false);
     let root = match s.require_repo() {
-        Ok(r) => r.clone(),
+        Ok(r) => r,
         Err(e) => return fallback_or(ctx, e, None, broken).map(Ok),
     };
     let lock = ctx.lock()?;
@@ -135,7 +135,7 @@ async fn install_or_fall_back(
         Provided::Stopped(exe) => return Ok(Ok(exe)),
     };
     ctx.switch(&lock, &dir, &rec, selection_env(&sel))?;
-    let source = match (fresh, s.offline) {
+    let source = match (fresh, s.repo.is_offline()) {
         (false, _) => Source::Cache,
         (true, true) => Source::Offline,
         (true, false) => Source::Network,

@@ -355,7 +355,7 @@ impl<'a> Session<'a> {
         Trust {
             channel: &self.s.channel,
             keys: &self.s.keys,
-            offline: self.s.offline,
+            offline: self.s.repo.is_offline(),
             mirrors: &self.s.mirrors,
         }
     }
@@ -380,7 +380,7 @@ impl<'a> Session<'a> {
             fetcher,
             &roots,
             &m,
-            s.offline,
+            s.repo.is_offline(),
             update_first,
             cache,
             self.reporter,
@@ -400,7 +400,7 @@ impl<'a> Session<'a> {
     /// mirrors and the manifest's mirrors.
     pub(crate) fn roots(&self, root: &Root, m: &Manifest) -> Vec<Root> {
         let mut roots = vec![root.clone()];
-        if !self.s.offline {
+        if !self.s.repo.is_offline() {
             let manifest_mirrors = m.mirrors.iter().filter_map(|u| Root::parse(u).ok());
             for r in self.s.mirrors.iter().cloned().chain(manifest_mirrors) {
                 if !roots.contains(&r) {

@@ -66,7 +66,7 @@ pub(crate) async fn provision<'m, T>(
     let mut bad = BadVariants::load(cache.root());
     let state = cache.state()?;
     let attempts: usize = m.releases.iter().map(|r| r.variants.len()).sum::<usize>() + 1;
-    let shelf = Shelf::for_root(s.repo.as_ref(), s.offline);
+    let shelf = Shelf::for_repo(&s.repo);
     for _ in 0..attempts {
         let sel = choose(m, s, hw, &bad, &state, shelf.as_ref(), false, reporter)?;
         let (dir, fresh, must_probe) = match step(&sel).await? {

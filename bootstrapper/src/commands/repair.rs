@@ -21,7 +21,7 @@ use crate::error::{Error, Result, human_bytes};
 use crate::install::repair::{Inspection, Network, Repair, mend_from_network};
 use crate::install::{SPARE, check_space};
 use crate::report::{Event, RepairSource, Repaired};
-use crate::source::Root;
+use crate::source::{Repository, Root};
 
 /// Repairs the install `name` (its record `rec`), found damaged as `found`, and
 /// reports it in a `verified` event.
@@ -101,8 +101,10 @@ pub(super) async fn mend(
     let mut fetched = 0;
     if !r.is_done() {
         match &ctx.s.repo {
-            None => unreachable.push("no repository or offline folder is configured".to_string()),
-            Some(Root::Dir(d)) => {
+            Repository::Unconfigured => {
+                unreachable.push("no repository or offline folder is configured".to_string())
+            }
+            Repository::Offline(d) | Repository::Remote(Root::Dir(d)) => {
                 let archive = d.join(&rel);
                 if archive.is_file() {
                     r.mend_from_archive(&archive, &rec.index, RepairSource::Offline)?;
@@ -110,7 +112,9 @@ pub(super) async fn mend(
                     unreachable.push(format!("{} is not there", archive.display()));
                 }
             }
-            Some(root) => fetched = network(ctx, lock, root, rec, &mut r, &mut unreachable).await?,
+            Repository::Remote(root) => {
+                fetched = network(ctx, lock, root, rec, &mut r, &mut unreachable).await?
+            }
         }
     }
     let ok = r.is_done();
@@ -143,7 +147,7 @@ pub(super) async fn mend(
         url: ctx
             .s
             .repo
-            .as_ref()
+            .root()
             .map_or_else(|| rel.clone(), |root| root.describe(&rel)),
         detail: format!(
             "no source has {left} of {} ({}): {}",

@@ -18,7 +18,7 @@ pub async fn run(ctx: &Session<'_>, check: bool) -> Result<()> {
 /// The `self_update` event of what was found or done.
 async fn check_or_apply(ctx: &Session<'_>, check: bool) -> Result<Event> {
     let (s, reporter) = (&ctx.s, ctx.reporter);
-    let root = s.require_repo()?.clone();
+    let root = s.require_repo()?;
     let cache = ctx.cache()?;
     let fetcher = ctx.fetcher()?;
     let lock = cache.lock(s.lock_timeout, &|_| {

@@ -9,7 +9,7 @@ use semver::Version;
 use super::release_config::{self, ReleaseConfig};
 use crate::cli::SettingsArgs;
 use crate::error::{Error, Reason, Result};
-use crate::source::{Root, discover, find_bundles, locate};
+use crate::source::{Repository, Root, discover, find_bundles, locate};
 
 /// Everything a command needs to know, checked.
 #[derive(Debug)]
@@ -17,8 +17,7 @@ pub struct Settings {
     pub channel: String,
     pub cache_dir: PathBuf,
     /// The repository to read: the offline folder when one is set, else the manifest URL's root.
-    pub repo: Option<Root>,
-    pub offline: bool,
+    pub repo: Repository,
     /// Extra roots tried after the repository (release.json's `mirrors`).
     pub mirrors: Vec<Root>,
     pub choice: Choice,
@@ -79,26 +78,24 @@ impl Settings {
         };
         let cache_dir = std::path::absolute(&cache_dir).unwrap_or(cache_dir);
         let mut mirrors = Vec::new();
-        let (repo, offline) = match (&a.offline_dir, &flag_url) {
-            (Some(dir), _) => (Some(Root::Dir(find_bundles(dir)?)), true),
-            (None, Some(url)) => (Some(locate(url, &channel)?), false),
+        let repo = match (&a.offline_dir, &flag_url) {
+            (Some(dir), _) => Repository::Offline(find_bundles(dir)?),
+            (None, Some(url)) => Repository::Remote(locate(url, &channel)?),
             // Nothing named: a `peft-backend-bundles/` folder beside the app wins over
             // release.json and the built-in repository (docs/OFFLINE.md).
             (None, None) => match discover() {
-                Some(dir) => (Some(Root::Dir(dir)), true),
+                Some(dir) => Repository::Offline(dir),
                 None => match config {
                     Some(c) => {
                         mirrors.clone_from(&c.mirrors);
-                        (Some(c.root(&channel)?), false)
+                        Repository::Remote(c.root(&channel)?)
                     }
                     // A default compiled in by the build (see docs/RELEASING.md);
                     // release.json is the way a release names its repository.
-                    None => (
-                        option_env!("PEFT_DEFAULT_MANIFEST_URL")
-                            .map(|u| locate(u, &channel))
-                            .transpose()?,
-                        false,
-                    ),
+                    None => match option_env!("PEFT_DEFAULT_MANIFEST_URL") {
+                        Some(u) => Repository::Remote(locate(u, &channel)?),
+                        None => Repository::Unconfigured,
+                    },
                 },
             },
         };
@@ -142,7 +139,6 @@ impl Settings {
             channel,
             cache_dir,
             repo,
-            offline,
             mirrors,
             choice: Choice::from_setting(a.variant.as_deref()),
             keys,
@@ -153,8 +149,8 @@ impl Settings {
     }
 
     /// The repository, or a usage error saying how to name one.
-    pub fn require_repo(&self) -> Result<&Root> {
-        self.repo.as_ref().ok_or_else(|| {
+    pub fn require_repo(&self) -> Result<Root> {
+        self.repo.root().ok_or_else(|| {
             let beside = release_config::beside_executable()
                 .map(|p| format!(", or put a release.json at {}", p.display()))
                 .unwrap_or_default();

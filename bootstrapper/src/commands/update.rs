@@ -19,7 +19,7 @@ use crate::report::Event;
 pub async fn run(ctx: &Session<'_>, check: bool) -> Result<Next> {
     let (s, reporter) = (&ctx.s, ctx.reporter);
     let cache = ctx.cache()?;
-    let root = s.require_repo()?.clone();
+    let root = s.require_repo()?;
     let fetcher = ctx.fetcher()?;
     let lock = ctx.lock()?;
     let m = match ctx.manifest(&root, &lock, true).await? {

@@ -31,6 +31,36 @@ pub enum Root {
     Dir(PathBuf),
 }
 
+/// Where a command reads releases from. One answer to "which repository, and is it an
+/// offline folder" (an offline folder is read as it is: no network, no mirrors, and an
+/// expired manifest passes; a `file://` URL is a repository like any other).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repository {
+    /// Nothing named: no flag, variable, folder beside the app, release.json or
+    /// built-in default.
+    Unconfigured,
+    /// A repository reached by URL (`https://`, `http://` or `file://`).
+    Remote(Root),
+    /// An offline folder (`--offline-dir`, or `peft-backend-bundles/` beside the app).
+    Offline(PathBuf),
+}
+
+impl Repository {
+    /// The root to read from, if any.
+    pub fn root(&self) -> Option<Root> {
+        match self {
+            Repository::Unconfigured => None,
+            Repository::Remote(root) => Some(root.clone()),
+            Repository::Offline(dir) => Some(Root::Dir(dir.clone())),
+        }
+    }
+
+    /// Whether this is an offline folder.
+    pub fn is_offline(&self) -> bool {
+        matches!(self, Repository::Offline(_))
+    }
+}
+
 impl Root {
     /// Parses a repository root URL (`https://`, `http://`, `file://`).
     pub fn parse(s: &str) -> Result<Root> {

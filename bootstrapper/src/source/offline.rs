@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use peft_manifest::select::Outcome;
 use peft_manifest::{Blob, BootstrapperBuild, Selection, Variant};
 
-use super::Root;
+use super::{Repository, Root};
 use crate::error::{Error, Reason, Result, human_bytes};
 use crate::report::Reporter;
 
@@ -162,10 +162,10 @@ const NOT_HERE: &str = "not in the offline folder";
 impl Shelf {
     /// The shelf of the repository `repo` when it is an offline folder; `None`
     /// when not offline.
-    pub fn for_root(repo: Option<&Root>, offline: bool) -> Option<Shelf> {
-        match (repo, offline) {
-            (Some(Root::Dir(d)), true) => Some(Shelf::scan(d)),
-            _ => None,
+    pub fn for_repo(repo: &Repository) -> Option<Shelf> {
+        match repo {
+            Repository::Offline(dir) => Some(Shelf::scan(dir)),
+            Repository::Remote(_) | Repository::Unconfigured => None,
         }
     }
 
