@@ -12,6 +12,7 @@
 // stage as functions, so main.js only wires electron-updater and the launcher to it.
 
 const fs = require('node:fs');
+const release = require('./release');
 const { EventEmitter } = require('node:events');
 
 // ---------- release.json ----------
@@ -31,13 +32,14 @@ const KEY_LINE = /^RW[A-Za-z0-9+/]{54}$/;
 
 /** Read and check release.json; throws an error (code ERELEASECONFIG) naming the file and the problem. */
 function readReleaseConfig(file) {
-  let text;
-  try { text = fs.readFileSync(file, 'utf8'); } catch (err) {
-    throw configError(file, `cannot be read (${err.code || err.message}): create it (docs/RELEASING.md, "release.json") or set PEFT_RELEASE_JSON`);
+  const r = release.readFile(file);
+  const cause = r.cause || (r.config ? null : { kind: 'read', code: 'ENOENT' });
+  if (cause && cause.kind === 'read') {
+    throw configError(file, `cannot be read (${cause.code}): create it (docs/RELEASING.md, "release.json") or set PEFT_RELEASE_JSON`);
   }
-  let c;
-  try { c = JSON.parse(text); } catch (err) { throw configError(file, `is not valid JSON (${err.message})`); }
-  if (!c || typeof c !== 'object' || Array.isArray(c)) throw configError(file, 'must hold a JSON object');
+  if (cause && cause.kind === 'json') throw configError(file, `is not valid JSON (${cause.detail})`);
+  if (cause) throw configError(file, 'must hold a JSON object');
+  const c = r.config;
   if (typeof c.manifest_url !== 'string' || !isUrl(c.manifest_url, ['http:', 'https:', 'file:'])) {
     throw configError(file, `manifest_url must be an http(s):// or file:// URL (got ${JSON.stringify(c.manifest_url)})`);
   }

@@ -10,21 +10,31 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { pathToFileURL } = require('node:url');
 
-/** release.json beside `bootstrapBin`: { file, config } / { file, config: null } when absent / { file, problem } when unreadable. */
-function read(bootstrapBin) {
-  const file = path.join(path.dirname(bootstrapBin), 'release.json');
+/**
+ * The one reader of a release.json file (the renderer bridge and app updates read it
+ * through here too): { file, config } / { file, config: null } when absent /
+ * { file, config: null, problem, cause } when it cannot be read (cause.kind 'read',
+ * cause.code), is not JSON ('json', cause.detail) or is not a JSON object ('shape').
+ */
+function readFile(file) {
   let text;
   try { text = fs.readFileSync(file, 'utf8'); } catch (err) {
     if (err.code === 'ENOENT') return { file, config: null };
-    return { file, config: null, problem: `cannot read ${file}: ${err.message}` };
+    return { file, config: null, problem: `cannot read ${file}: ${err.message}`, cause: { kind: 'read', code: err.code || err.message } };
   }
-  try {
-    const config = JSON.parse(text);
-    if (!config || typeof config !== 'object' || Array.isArray(config)) throw new Error('not a JSON object');
-    return { file, config };
-  } catch (err) {
-    return { file, config: null, problem: `${file} is not valid JSON: ${err.message}` };
+  let config;
+  try { config = JSON.parse(text); } catch (err) {
+    return { file, config: null, problem: `${file} is not valid JSON: ${err.message}`, cause: { kind: 'json', detail: err.message } };
   }
+  if (!config || typeof config !== 'object' || Array.isArray(config)) {
+    return { file, config: null, problem: `${file} must hold a JSON object`, cause: { kind: 'shape' } };
+  }
+  return { file, config };
+}
+
+/** release.json beside `bootstrapBin` (see readFile). */
+function read(bootstrapBin) {
+  return readFile(path.join(path.dirname(bootstrapBin), 'release.json'));
 }
 
 /** The UI to load after "ready", as a URL, or null (then the Engine page). */
@@ -40,4 +50,4 @@ function uiUrl(rel) {
 /** The keys of release.json the bootstrapper reads itself: the launcher must not pass them as flags. */
 const BOOTSTRAPPER_KEYS = { manifest_url: '--manifest-url', channel: '--channel', mirrors: '--mirror', trusted_keys: '--trusted-key' };
 
-module.exports = { read, uiUrl, BOOTSTRAPPER_KEYS };
+module.exports = { read, readFile, uiUrl, BOOTSTRAPPER_KEYS };

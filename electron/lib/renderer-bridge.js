@@ -8,32 +8,20 @@
 //     Origin, CORS answers) and the synchronous 'backend:map-websocket' /
 //     'backend:legacy-shim' channels the preload uses for WebSockets.
 
-const fs = require('node:fs');
 const path = require('node:path');
 const { BackendStatus, BackendControl, senderUrl } = require('./backend-status');
 const { OriginMap, attachToSession, legacyOriginsFrom, originOf } = require('./origin-map');
 const { shimScript } = require('./ws-shim');
+const release = require('./release');
 
 /**
  * release.json (docs/CONTRACT.md §4.6) as an object: {} when the file is absent. A present
  * but invalid file throws, naming its full path and the problem.
  */
 function readReleaseConfig(file) {
-  let text;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    if (err.code === 'ENOENT') return {};
-    throw new Error(`cannot read ${path.resolve(file)}: ${err.message}`);
-  }
-  let v;
-  try {
-    v = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${path.resolve(file)} is not valid JSON: ${err.message}`);
-  }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${path.resolve(file)} must hold a JSON object`);
-  return v;
+  const r = release.readFile(path.resolve(file));
+  if (r.problem) throw new Error(r.problem);
+  return r.config || {};
 }
 
 /** The origins of the app's own pages besides file://: ui_url's (http/https), app_origins, PEFT_UI_URL's. */
