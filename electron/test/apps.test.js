@@ -169,20 +169,21 @@ test('a larger FastAPI app from PyPI (chainlit): delivered, launched, socket.io 
 });
 
 // The large app, by hand (not in CI): prefect's server, a FastAPI app made by a factory
-// (prefect.server.api.server:create_app) out of a package of 621 modules of its own, many
+// (prefect.server.api.server:create_app) out of a package of 628 modules of its own, many
 // imported lazily; SQLite under PREFECT_HOME, migrated by alembic at start (its env.py and
 // versions/ are read as files: --collect-sources). Dependencies load parts by name or as
-// files: coolname its word lists, docket its lua/ scripts, SQLAlchemy the aiosqlite driver
-// (--collect); whenever tries `from ._typing_312 import *` and expects a SyntaxError below
-// Python 3.12, which only a source file on disk gives (--collect-sources). WebSockets under /api/events and /api/logs.
+// files: coolname its word lists, docket its lua/ scripts and its in-memory Redis
+// (burner_redis), SQLAlchemy the aiosqlite driver (--collect); whenever tries
+// `from ._typing_312 import *` and expects a SyntaxError below Python 3.12, which only a
+// source file on disk gives (--collect-sources). WebSockets under /api/events and /api/logs.
 //   backend/build-bundle --variant linux-x86_64-cpu --out target/bundles/app-prefect \
 //     --asgi prefect.server.api.server:create_app --factory \
-//     --collect coolname --collect docket --collect aiosqlite \
+//     --collect coolname --collect docket --collect burner_redis --collect aiosqlite \
 //     --collect-sources prefect.server.database._migrations --collect-sources whenever \
 //     --requirements tests/apps/prefect/requirements.txt
 //   PEFT_TEST_PREFECT_BUNDLE_DIR=target/bundles/app-prefect node --test electron/test/apps.test.js
 const PREFECT = process.env.PEFT_TEST_PREFECT_BUNDLE_DIR;
-test('the large FastAPI app from PyPI (prefect, 621 own modules): delivered, launched, its database and WebSocket with the token', { timeout: 400000 }, async (t) => {
+test('the large FastAPI app from PyPI (prefect, 628 own modules): delivered, launched, its database and WebSocket with the token', { timeout: 400000 }, async (t) => {
   if (!PREFECT) { t.skip('set PEFT_TEST_PREFECT_BUNDLE_DIR to run it (see docs/BACKEND.md)'); return; }
   if (!need(t, 'bootstrap', 'release')) return;
   const root = tmp('peft-prefect-');
