@@ -112,7 +112,24 @@ def walk_modules(packages):
         for info in pkgutil.walk_packages(list(spec.submodule_search_locations), prefix=name + ".",
                                           onerror=lambda _name: None):
             found.add(info.name)
+        found |= _files_below(name, spec.submodule_search_locations)
     return sorted(m for m in found if m.rsplit(".", 1)[-1] != "__main__")
+
+
+def _files_below(name, locations):
+    """Every module file below a package's folders by name, namespace packages (folders without
+    __init__.py, e.g. prefect.server.concurrency) included: pkgutil does not enter those."""
+    found = set()
+    for location in locations:
+        for dirpath, dirnames, filenames in os.walk(location):
+            dirnames[:] = sorted(d for d in dirnames if d.isidentifier())
+            rel = os.path.relpath(dirpath, location)
+            parts = [name] + ([] if rel == "." else rel.split(os.sep))
+            for filename in filenames:
+                stem, ext = os.path.splitext(filename)
+                if ext == ".py" and stem.isidentifier():
+                    found.add(".".join(parts if stem == "__init__" else parts + [stem]))
+    return found
 
 
 def import_all(modules):

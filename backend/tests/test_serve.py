@@ -252,6 +252,7 @@ def test_collect_finds_modules_loaded_only_by_name():
                           env=env, timeout=60)
     found = json.loads(proc.stdout)
     assert "plainapp.plugins.by_name" in found["modules"] and found["skipped"] == []
+    assert "plainapp.storage.backends.memory" in found["modules"]  # below namespace packages too
     assert "plainapp.plugins.by_name" in found["loaded"] and "json" in found["loaded"]
     assert "fastapi" in found["distributions"]
 

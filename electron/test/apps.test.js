@@ -167,3 +167,73 @@ test('a larger FastAPI app from PyPI (chainlit): delivered, launched, socket.io 
     fs.rmSync(root, { recursive: true, force: true });
   }
 });
+
+// The large app, by hand (not in CI): prefect's server, a FastAPI app made by a factory
+// (prefect.server.api.server:create_app) out of a package of 628 modules of its own, many
+// imported lazily; SQLite under PREFECT_HOME, migrated by alembic at start (its env.py and
+// versions/ are read as files: --collect-sources). Dependencies load parts by name or as
+// files: coolname its word lists, docket its lua/ scripts and its in-memory Redis
+// (burner_redis), SQLAlchemy the aiosqlite driver (--collect); whenever tries
+// `from ._typing_312 import *` and expects a SyntaxError below Python 3.12, which only a
+// source file on disk gives (--collect-sources). WebSockets under /api/events and /api/logs.
+//   backend/build-bundle --variant linux-x86_64-cpu --out target/bundles/app-prefect \
+//     --asgi prefect.server.api.server:create_app --factory \
+//     --collect coolname --collect docket --collect burner_redis --collect aiosqlite \
+//     --collect-sources prefect.server.database._migrations --collect-sources whenever \
+//     --requirements tests/apps/prefect/requirements.txt
+//   PEFT_TEST_PREFECT_BUNDLE_DIR=target/bundles/app-prefect node --test electron/test/apps.test.js
+const PREFECT = process.env.PEFT_TEST_PREFECT_BUNDLE_DIR;
+test('the large FastAPI app from PyPI (prefect, 628 own modules): delivered, launched, its database and WebSocket with the token', { timeout: 400000 }, async (t) => {
+  if (!PREFECT) { t.skip('set PEFT_TEST_PREFECT_BUNDLE_DIR to run it (see docs/BACKEND.md)'); return; }
+  if (!need(t, 'bootstrap', 'release')) return;
+  const root = tmp('peft-prefect-');
+  const bundle = path.resolve(PREFECT);
+  const repo = new Repo(root).pack('1.0.0', bundle, `prefect/prefect${paths.EXE}`).publish();
+  const srv = await serve(repo.dir);
+  const home = path.join(root, 'prefect-home'); // prefect's SQLite database and settings, not the install
+  fs.mkdirSync(home);
+  const t0 = Date.now();
+  const h = headless({ ...prodEnv({ manifest: srv.manifest, pub: repo.pub, cache: path.join(root, 'cache'), app: path.join(root, 'app') }),
+    PREFECT_HOME: home, PREFECT_SERVER_ANALYTICS_ENABLED: 'false' });
+  try {
+    const ready = await h.waitFor((e) => e.event === 'ready', 300000);
+    const tReady = Date.now();
+    const { url, token } = await h.waitFor((e) => e.event === 'engine' && e.state === 'running', 180000);
+    const tRunning = Date.now();
+    t.diagnostic(`launch to ready (ensure: download, verify, install) ${tReady - t0} ms; ready to engine running ${tRunning - tReady} ms; `
+      + `install ${ready.dir}`);
+    let r = await call(`${url}/api/admin/version`, { token });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json, '3.9.1');
+    r = await call(`${url}/api/health`, { token });
+    assert.equal(r.status, 200, r.text);
+    // the database: alembic migrated it at start; a flow written is read back
+    r = await call(`${url}/api/flows/`, { method: 'POST', token, body: { name: 'peft-large-app-proof' } });
+    assert.ok([200, 201].includes(r.status), r.text);
+    const id = r.json.id;
+    r = await call(`${url}/api/flows/filter`, { method: 'POST', token, body: {} });
+    assert.equal(r.status, 200, r.text);
+    assert.ok(r.json.some((f) => f.id === id && f.name === 'peft-large-app-proof'), r.text);
+    for (const [p, method] of [['/api/admin/version', 'GET'], ['/api/health', 'GET'], ['/api/flows/filter', 'POST']]) {
+      assert.equal((await call(url + p, { method, body: method === 'POST' ? {} : undefined })).status, 401, p);
+    }
+    // prefect's own WebSocket protocol: subprotocol "prefect", an auth message, then auth_success
+    const events = `${url.replace('http:', 'ws:')}/api/events/out`;
+    const c = await ws.connect(events, { protocols: ['prefect', `peft-token.${token}`] });
+    assert.equal(c.status, 101);
+    assert.equal(c.headers['sec-websocket-protocol'], 'prefect');
+    c.send(JSON.stringify({ type: 'auth', token: null }));
+    assert.deepEqual(JSON.parse(await c.next(30000)), { type: 'auth_success' });
+    c.close();
+    for (const opts of [{ protocols: ['prefect'] }, { protocols: ['prefect', 'peft-token.nope'] },
+      { protocols: ['prefect', `peft-token.${token}`], headers: { Origin: 'https://evil.example' } }]) {
+      const refused = await ws.connect(events, opts);
+      assert.ok([401, 403].includes(refused.status), String(refused.status));
+    }
+  } finally {
+    const { code } = await h.stop();
+    await srv.close();
+    assert.equal(code, 0, h.stderr.slice(-2000));
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
