@@ -17,6 +17,10 @@ from .buildinfo import BUILD_INFO
 
 
 def accelerator_for_variant(variant):
+    """The accelerator a variant id promises: cuda, mps, rocm or cpu.
+
+    Variant ids look like ``linux-x86_64-cuda12.8`` or ``macos-arm64-metal``.
+    """
     v = variant.lower()
     if "cuda" in v:
         return "cuda"
