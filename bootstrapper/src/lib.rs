@@ -38,7 +38,8 @@ pub use version::VERSION;
 /// (docs/SECURITY.md, "Fuzzing"); not an API. The modules stay private: this
 /// re-exports exactly what the targets drive: `zip_entries` the checks and the
 /// unpack of a downloaded archive, `zip_stream` the unpack that follows a download
-/// (a `Stream` told how far the file is written through `Watch`).
+/// (a `Stream` told how far the file is written through `Watch`), `zstd_stream`
+/// both unpacks on zip entries compressed with zstd.
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::install::{Follow, Stream, check_entries, extract};
