@@ -112,6 +112,7 @@ fn repo(bundles: &[(&str, &str)]) -> Repo {
                     sha256: put(&archive),
                     size: archive.len() as u64,
                 },
+                zstd_archive: None,
                 index: IndexRef {
                     sha256: put(&index_json),
                     size: index_json.len() as u64,

@@ -84,6 +84,20 @@ pub fn check_entries<R: Read + Seek>(
     Ok(())
 }
 
+/// Whether any entry of `zip` is compressed with zstd (method 93), which only
+/// bootstrappers from [`crate::ZSTD_SINCE`] on can read.
+pub fn has_zstd_entries<R: Read + Seek>(zip: &mut zip::ZipArchive<R>) -> Result<bool, String> {
+    for i in 0..zip.len() {
+        let e = zip
+            .by_index_raw(i)
+            .map_err(|e| format!("entry {i} is unreadable: {e}"))?;
+        if e.compression() == zip::CompressionMethod::Zstd {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Cursor, Write};

@@ -47,7 +47,7 @@ pub use index::{FileEntry, FileIndex, PathProblem, check_entry_path};
 pub use memory::{Announced, ChannelMemory};
 pub use model::{
     Accelerator, Arch, Blob, BootstrapperBuild, CcRange, Delta, IndexRef, KeyRotation, Manifest,
-    Os, Release, Requirements, SCHEMA, Variant,
+    Os, Release, Requirements, SCHEMA, Variant, ZSTD_SINCE,
 };
 pub use select::{Choice, Hardware, Outcome, Selection, Verdict, select, select_excluding};
 pub use trust::{KeyId, TrustError, TrustedKeys, Verified};

@@ -50,6 +50,9 @@ pub fn variant(at: &str, v: &Variant) -> Vec<Problem> {
             "bytes",
         ),
     ];
+    if let Some(z) = &v.zstd_archive {
+        bounds.push(("zstd_archive.size".to_string(), z.size, MAX_BLOB, "bytes"));
+    }
     for (i, d) in v.deltas.iter().enumerate() {
         bounds.push((format!("deltas[{i}].size"), d.size, MAX_BLOB, "bytes"));
     }
@@ -61,14 +64,16 @@ pub fn variant(at: &str, v: &Variant) -> Vec<Problem> {
             message: format!("is {value} {unit}, above the limit of {max}"),
         })
         .collect();
-    if v.archive.size > 0 && v.index.unpacked_size / v.archive.size >= MAX_RATIO {
-        out.push(Problem {
-            at: format!("{at}.index.unpacked_size"),
-            message: format!(
-                "is {} bytes from a {}-byte archive: more than {MAX_RATIO} times, a zip bomb",
-                v.index.unpacked_size, v.archive.size
-            ),
-        });
+    for a in v.archives() {
+        if a.size > 0 && v.index.unpacked_size / a.size >= MAX_RATIO {
+            out.push(Problem {
+                at: format!("{at}.index.unpacked_size"),
+                message: format!(
+                    "is {} bytes from a {}-byte archive: more than {MAX_RATIO} times, a zip bomb",
+                    v.index.unpacked_size, a.size
+                ),
+            });
+        }
     }
     out
 }

@@ -99,14 +99,45 @@ pub struct Variant {
     /// When true, a fresh install runs `entry --probe` and falls back when it fails.
     #[serde(default)]
     pub probe: bool,
-    /// The whole bundle as one zip.
+    /// The whole bundle as one zip that every bootstrapper this manifest accepts
+    /// (`min_bootstrapper` and later) can read: Deflate entries while bootstrappers
+    /// older than [`ZSTD_SINCE`] are accepted, zstd entries after that.
     pub archive: Blob,
+    /// The same bundle as a zip whose entries are compressed with zstd (method 93):
+    /// smaller, and far cheaper to unpack. Bootstrappers from [`ZSTD_SINCE`] on
+    /// download it when it is present; older ones ignore the field and take
+    /// `archive`. `peft-release publish` drops it (making it the `archive`) once
+    /// `min_bootstrapper` reaches [`ZSTD_SINCE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zstd_archive: Option<Blob>,
     /// The per-file index ([`crate::FileIndex`] as JSON).
     pub index: IndexRef,
     /// Patches from earlier versions of the same variant.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deltas: Vec<Delta>,
 }
+
+impl Variant {
+    /// The archive a bootstrapper of this crate downloads: the zstd one when the
+    /// variant has it, else [`Variant::archive`].
+    pub fn archive_to_fetch(&self) -> &Blob {
+        self.zstd_archive.as_ref().unwrap_or(&self.archive)
+    }
+
+    /// Every archive of the variant, the one to fetch first.
+    pub fn archives(&self) -> Vec<&Blob> {
+        let mut out = vec![self.archive_to_fetch()];
+        if self.zstd_archive.is_some() {
+            out.push(&self.archive);
+        }
+        out
+    }
+}
+
+/// The first bootstrapper version that reads zip entries compressed with zstd
+/// (method 93). A manifest whose `min_bootstrapper` is below it must keep a Deflate
+/// `archive` for the bootstrappers in the field.
+pub const ZSTD_SINCE: Version = Version::new(0, 2, 0);
 
 /// What a machine needs for a variant to be usable. Absent fields ask nothing.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -38,6 +38,7 @@ pub fn variant(id: &str, os: Os, arch: Arch, acc: Accelerator, priority: i32) ->
         entry: "peft_engine/peft_engine".into(),
         probe: false,
         archive: blob(&format!("{id}-zip"), 1000),
+        zstd_archive: None,
         index: IndexRef {
             sha256: Sha256::of(id.as_bytes()),
             size: 100,

@@ -182,6 +182,17 @@ fn validate_variant(p: &mut Problems, at: &str, v: &Variant, version: &semver::V
     if v.archive.size == 0 {
         p.add(format!("{at}.archive.size"), "is 0");
     }
+    if let Some(z) = &v.zstd_archive {
+        if z.size == 0 {
+            p.add(format!("{at}.zstd_archive.size"), "is 0");
+        }
+        if z.sha256 == v.archive.sha256 {
+            p.add(
+                format!("{at}.zstd_archive"),
+                "is the same blob as archive: leave it out instead",
+            );
+        }
+    }
     if v.index.size == 0 {
         p.add(format!("{at}.index.size"), "is 0");
     }

@@ -44,6 +44,15 @@ fn each_broken_invariant_is_reported_where_it_is() {
         ("releases[0].variants[0].index.files", |m| {
             m.releases[0].variants[0].index.files = 0
         }),
+        ("releases[0].variants[0].zstd_archive.size", |m| {
+            let mut z = m.releases[0].variants[0].archive.clone();
+            z.sha256 = crate::Sha256::of(b"another blob");
+            z.size = 0;
+            m.releases[0].variants[0].zstd_archive = Some(z)
+        }),
+        ("releases[0].variants[0].zstd_archive", |m| {
+            m.releases[0].variants[0].zstd_archive = Some(m.releases[0].variants[0].archive.clone())
+        }),
         ("releases[0].variants[1].requires.cuda", |m| {
             m.releases[0].variants[1].requires.cuda = None
         }),

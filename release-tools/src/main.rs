@@ -76,12 +76,36 @@ fn run(cli: Cli) -> Result<(), ReleaseError> {
                 v.archive.sha256,
                 v.index.sha256
             );
+            let deflated = p
+                .archives
+                .iter()
+                .find(|w| w.method == peft_release::pack::Method::Deflate)
+                .map(|w| w.blob.size);
+            for w in &p.archives {
+                let versus = match (w.method, deflated) {
+                    (peft_release::pack::Method::Zstd(_), Some(d)) => {
+                        format!(
+                            ", {:.3}x the Deflate archive",
+                            w.blob.size as f64 / d as f64
+                        )
+                    }
+                    _ => String::new(),
+                };
+                eprintln!(
+                    "{} archive: {} bytes ({}){versus}, compressed in {:.1} s",
+                    w.method.name(),
+                    w.blob.size,
+                    w.blob.sha256,
+                    w.took.as_secs_f64()
+                );
+            }
+            let fetched = v.archive_to_fetch().size;
             for d in &v.deltas {
                 eprintln!(
                     "delta from {}: {} bytes ({:.2}% of the archive)",
                     d.from,
                     d.size,
-                    100.0 * d.size as f64 / v.archive.size as f64
+                    100.0 * d.size as f64 / fetched as f64
                 );
             }
             eprintln!("recorded {} for the next publish", p.record.display());

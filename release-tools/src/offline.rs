@@ -41,6 +41,11 @@ pub struct OfflineArgs {
     /// Every kept release of each variant, not only the newest.
     #[arg(long)]
     pub all_releases: bool,
+    /// Leave out the Deflate archive of a variant that also has a zstd one: the
+    /// folder is then about a third smaller but needs peft-bootstrap 0.2.0 or later
+    /// (older ones read only Deflate archives).
+    #[arg(long)]
+    pub skip_deflate: bool,
     /// The channel's manifest must be one a bootstrapper trusting these keys
     /// accepts from an offline folder, as `peft-release verify` judges it, or no
     /// folder is made.
@@ -67,12 +72,14 @@ pub struct OfflineReport {
 /// `(variant, version)` pairs a folder can install.
 pub type Installs = Vec<(String, String)>;
 
-/// The blobs the folder needs (pure): archive and index of each chosen variant (newest
-/// release holding it, or all), and every bootstrapper build.
+/// The blobs the folder needs (pure): archives and index of each chosen variant
+/// (newest release holding it, or all), and every bootstrapper build. A variant's
+/// Deflate archive is left out when it has a zstd one and `skip_deflate` is set.
 pub fn choose(
     m: &Manifest,
     variants: &[String],
     all_releases: bool,
+    skip_deflate: bool,
 ) -> Result<(Vec<Chosen>, Installs)> {
     let known: Vec<&str> = {
         let mut ids: Vec<&str> = m
@@ -113,9 +120,21 @@ pub fn choose(
         for r in &releases {
             let Some(v) = r.variant(id) else { continue };
             let at = format!("{id} {}", r.version);
-            blobs
-                .entry(v.archive.sha256)
-                .or_insert_with(|| (v.archive.clone(), format!("{at} archive")));
+            let archives = if skip_deflate {
+                vec![v.archive_to_fetch()]
+            } else {
+                v.archives()
+            };
+            for a in archives {
+                let what = if Some(a) == v.zstd_archive.as_ref() {
+                    "zstd archive"
+                } else {
+                    "archive"
+                };
+                blobs
+                    .entry(a.sha256)
+                    .or_insert_with(|| (a.clone(), format!("{at} {what}")));
+            }
             blobs
                 .entry(v.index.sha256)
                 .or_insert_with(|| (v.index.blob(), format!("{at} index")));
@@ -171,7 +190,7 @@ pub fn offline(args: &OfflineArgs) -> Result<OfflineReport> {
             "--out must be another folder than --repo".into(),
         ));
     }
-    let (chosen, installs) = choose(&m, &args.variants, args.all_releases)?;
+    let (chosen, installs) = choose(&m, &args.variants, args.all_releases, args.skip_deflate)?;
     let out = Repo::open(&args.out)?;
     // Only `channels/` and `blobs/` belong in the folder.
     let _ = fs_err::remove_dir(out.pending());
@@ -331,7 +350,7 @@ mod tests {
     #[test]
     fn newest_release_of_each_chosen_variant_plus_the_bootstrappers() {
         let m = manifest();
-        let (c, installs) = choose(&m, &["linux-x86_64-cpu".into()], false).expect("ok");
+        let (c, installs) = choose(&m, &["linux-x86_64-cpu".into()], false, false).expect("ok");
         assert_eq!(
             installs,
             vec![("linux-x86_64-cpu".to_string(), "1.1.0".to_string())]
@@ -341,16 +360,17 @@ mod tests {
         assert!(what.contains(&"linux-x86_64-cpu 1.1.0 archive"));
         assert!(what.contains(&"peft-bootstrap 0.2.0 for linux-x86_64"));
 
-        let (c, installs) = choose(&m, &[], true).expect("ok");
+        let (c, installs) = choose(&m, &[], true, false).expect("ok");
         assert_eq!(installs.len(), 3);
         assert_eq!(c.len(), 7);
-        let (_, installs) = choose(&m, &[], false).expect("ok");
+        let (_, installs) = choose(&m, &[], false, false).expect("ok");
         assert_eq!(installs.len(), 2);
     }
 
     #[test]
     fn an_unknown_variant_is_named() {
-        let e = choose(&manifest(), &["macos-arm64-metal".into()], false).expect_err("unknown");
+        let e =
+            choose(&manifest(), &["macos-arm64-metal".into()], false, false).expect_err("unknown");
         assert_eq!(e.exit_code(), 2);
         let msg = e.to_string();
         assert!(

@@ -1,16 +1,26 @@
 //! `peft-release pack`: turn a folder (a PyInstaller onedir, or any test folder) into
 //! a content-addressed archive and index, and record the release for `publish`.
 //!
-//! The zip is reproducible: entries sorted by path, one fixed timestamp
+//! The zips are reproducible: entries sorted by path, one fixed timestamp
 //! (1980-01-01, the zip epoch), modes normalised to 0755/0644, no directory entries,
-//! Deflate at a fixed level. The same folder always gives the same bytes, so the
+//! a fixed method and level. The same folder always gives the same bytes, so the
 //! same digest, so an unchanged variant costs nothing to re-upload.
+//!
+//! By default a variant gets two archives of the same files (`--format`): Deflate
+//! (`archive`, which every bootstrapper reads) and zstd entries (`zstd_archive`,
+//! compression method 93, which bootstrappers from [`peft_manifest::ZSTD_SINCE`] on
+//! download instead). Entries are compressed on all cores, each on its own (so an
+//! entry can still be read alone, by byte ranges), then written in path order.
 
 use fs_err::File;
+use std::collections::BTreeMap;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use peft_manifest::{
     Blob, CopyError, Delta, FileEntry, FileIndex, IndexRef, Manifest, Release, Variant,
@@ -18,7 +28,7 @@ use peft_manifest::{
 };
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
-use zip::write::SimpleFileOptions;
+use zip::write::{PreparedZipFile, SimpleFileOptions, ZipFileBuilder};
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
 use crate::error::{ReleaseError, Result};
@@ -76,6 +86,65 @@ pub struct PackArgs {
     /// Make deltas from this many earlier releases of the variant in the repository.
     #[arg(long, value_name = "K", default_value_t = 3)]
     pub deltas: usize,
+    /// Which archives to make: `both` (Deflate for every bootstrapper, plus zstd for
+    /// those from 0.2.0 on), `zstd` only (publish with --min-bootstrapper 0.2.0 or
+    /// later), or `deflate` only (what releases before 0.2.0 shipped).
+    #[arg(long, value_enum, default_value_t = Format::Both)]
+    pub format: Format,
+    /// The zstd level, 1 (fastest) to 19 (smallest). Levels 20 to 22 are refused:
+    /// their windows (32 to 128 MiB) would be memory each unpacking worker must hold.
+    #[arg(long, value_name = "N", default_value_t = 19,
+          value_parser = clap::value_parser!(i64).range(1..=19))]
+    pub zstd_level: i64,
+}
+
+/// The archives `pack` makes (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Deflate as `archive` and zstd as `zstd_archive`.
+    Both,
+    /// zstd entries only, as `archive`.
+    Zstd,
+    /// Deflate entries only, as `archive`.
+    Deflate,
+}
+
+/// How the entries of one archive are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Deflate at level 6: what every bootstrapper reads.
+    Deflate,
+    /// zstd (zip method 93) at this level.
+    Zstd(i64),
+}
+
+impl Method {
+    fn options(self) -> SimpleFileOptions {
+        let (method, level) = match self {
+            Method::Deflate => (CompressionMethod::Deflated, 6),
+            Method::Zstd(level) => (CompressionMethod::Zstd, level),
+        };
+        SimpleFileOptions::default()
+            .compression_method(method)
+            .compression_level(Some(level))
+            .last_modified_time(DateTime::default())
+    }
+
+    /// How it is named in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Deflate => "Deflate",
+            Method::Zstd(_) => "zstd",
+        }
+    }
+}
+
+/// One archive `pack` wrote, and what it cost.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub method: Method,
+    pub blob: Blob,
+    pub took: Duration,
 }
 
 /// What `pack` made.
@@ -83,6 +152,8 @@ pub struct PackArgs {
 pub struct Packed {
     pub pending: PendingRelease,
     pub record: PathBuf,
+    /// The archives, in the order they were written.
+    pub archives: Vec<Written>,
 }
 
 /// A file found in the input folder.
@@ -192,10 +263,7 @@ pub fn pack(args: &PackArgs) -> Result<Packed> {
         )));
     }
     let repo = Repo::open(&args.repo)?;
-    let tmp = repo.temp_path("archive");
-    let files = write_zip(&tmp, &found, &args.entry).inspect_err(|_| {
-        let _ = fs_err::remove_file(&tmp);
-    })?;
+    let files = index_entries(&found, &args.entry)?;
     let index = FileIndex {
         schema: peft_manifest::SCHEMA,
         version: args.version.clone(),
@@ -211,14 +279,51 @@ pub fn pack(args: &PackArgs) -> Result<Packed> {
     };
     let problems = validate_index(&index, &index_ref_self, &args.entry);
     if !problems.is_empty() {
-        let _ = fs_err::remove_file(&tmp);
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         return Err(ReleaseError::Usage(format!(
             "the bundle cannot be shipped: {}",
             list.join("; ")
         )));
     }
-    let archive = repo.adopt(&tmp)?;
+    let methods = match args.format {
+        Format::Both => vec![Method::Deflate, Method::Zstd(args.zstd_level)],
+        Format::Zstd => vec![Method::Zstd(args.zstd_level)],
+        Format::Deflate => vec![Method::Deflate],
+    };
+    let carriers: Vec<(&Found, &FileEntry)> = {
+        let keep: std::collections::HashSet<&str> = index
+            .carriers()
+            .into_iter()
+            .map(|f| f.path.as_str())
+            .collect();
+        found
+            .iter()
+            .zip(&index.files)
+            .filter(|(_, e)| keep.contains(e.path.as_str()))
+            .collect()
+    };
+    let mut archives = Vec::new();
+    for method in methods {
+        let tmp = repo.temp_path("archive");
+        let started = Instant::now();
+        write_zip(&tmp, &carriers, method).inspect_err(|_| {
+            let _ = fs_err::remove_file(&tmp);
+        })?;
+        let blob = repo.adopt(&tmp)?;
+        archives.push(Written {
+            method,
+            blob,
+            took: started.elapsed(),
+        });
+    }
+    let (archive, zstd_archive) = match archives.as_slice() {
+        [one] => (one.blob.clone(), None),
+        [deflate, zstd, ..] => (deflate.blob.clone(), Some(zstd.blob.clone())),
+        [] => {
+            return Err(ReleaseError::Usage("no archive format was chosen".into()));
+        }
+    };
+    let fetched_size = zstd_archive.as_ref().unwrap_or(&archive).size;
     let index_blob: Blob = repo.put_bytes(&index.to_json())?;
     let sources: HashMap<String, PathBuf> = found
         .iter()
@@ -229,10 +334,14 @@ pub fn pack(args: &PackArgs) -> Result<Packed> {
         .into_iter()
         .take(args.deltas)
     {
-        let base_archive = repo.blob_path(&base_variant.archive.sha256);
-        if !base_archive.is_file() {
+        let Some(base_archive) = base_variant
+            .archives()
+            .into_iter()
+            .map(|a| repo.blob_path(&a.sha256))
+            .find(|p| p.is_file())
+        else {
             continue;
-        }
+        };
         let base_index = crate::delta::load_index(&repo, &base_variant.index.blob())?;
         let blob = crate::delta::make(
             &repo,
@@ -243,7 +352,7 @@ pub fn pack(args: &PackArgs) -> Result<Packed> {
             &index,
             &sources,
         )?;
-        if blob.size < archive.size {
+        if blob.size < fetched_size {
             deltas.push(Delta {
                 from: version,
                 sha256: blob.sha256,
@@ -261,6 +370,7 @@ pub fn pack(args: &PackArgs) -> Result<Packed> {
         entry: args.entry.clone(),
         probe: def.probe,
         archive,
+        zstd_archive,
         index: IndexRef {
             sha256: index_blob.sha256,
             size: index_blob.size,
@@ -281,75 +391,148 @@ pub fn pack(args: &PackArgs) -> Result<Packed> {
     let json =
         serde_json::to_vec_pretty(&pending).map_err(|e| ReleaseError::Usage(e.to_string()))?;
     write_atomic(&record, &json)?;
-    Ok(Packed { pending, record })
+    Ok(Packed {
+        pending,
+        record,
+        archives,
+    })
 }
 
-/// Writes the reproducible zip and returns the index entries. Each distinct content
-/// is stored once, under its first path (`FileIndex::carriers`); the index lists
-/// every path.
-fn write_zip(dest: &Path, found: &[Found], entry: &str) -> Result<Vec<FileEntry>> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut entries = Vec::with_capacity(found.len());
-    for f in found {
-        let (sha256, size) = crate::layout::hash_file(&f.path)?;
-        let mode = if f.executable || f.rel == entry {
-            0o755
-        } else {
-            0o644
-        };
-        entries.push(FileEntry {
-            path: f.rel.clone(),
-            size,
-            mode,
-            sha256,
-        });
-    }
-    let carriers: std::collections::HashSet<String> = {
-        let all = FileIndex {
-            schema: 1,
-            version: Version::new(0, 0, 0),
-            variant: String::new(),
-            files: entries.clone(),
-        };
-        all.carriers().into_iter().map(|f| f.path.clone()).collect()
-    };
+/// The index entries of every file found, in path order: hashed, with the mode the
+/// bundle gives them (the entry is always executable).
+fn index_entries(found: &[Found], entry: &str) -> Result<Vec<FileEntry>> {
+    found
+        .iter()
+        .map(|f| {
+            let (sha256, size) = crate::layout::hash_file(&f.path)?;
+            let mode = if f.executable || f.rel == entry {
+                0o755
+            } else {
+                0o644
+            };
+            Ok(FileEntry {
+                path: f.rel.clone(),
+                size,
+                mode,
+                sha256,
+            })
+        })
+        .collect()
+}
+
+/// Entries held (counted unpacked), waiting for their turn to be written, before the
+/// workers pause: memory stays bounded while one large entry is still being
+/// compressed and the smaller ones after it are done.
+const AHEAD_BYTES: u64 = 1 << 30;
+
+/// What the compressing workers and the writer share.
+#[derive(Default)]
+struct Ready {
+    /// Finished entries by position, waiting to be written, with their unpacked size.
+    done: BTreeMap<usize, (Result<PreparedZipFile>, u64)>,
+    /// Their unpacked bytes (more than they hold, so a safe bound).
+    held: u64,
+}
+
+/// Writes the reproducible zip of `items` (carriers, in path order) with `method`.
+/// One worker per core compresses entries, each on its own, and checks every file
+/// against its hash while reading it; this thread writes them in order.
+fn write_zip(dest: &Path, items: &[(&Found, &FileEntry)], method: Method) -> Result<()> {
+    let workers = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .clamp(1, items.len().max(1));
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let ready = Mutex::new(Ready::default());
+    let changed = Condvar::new();
+    let lock = || ready.lock().unwrap_or_else(PoisonError::into_inner);
     let out = File::create(dest).map_err(|e| ReleaseError::io("creating", dest, e))?;
     let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, out));
     let zerr =
         |e: zip::result::ZipError| ReleaseError::io("writing", dest, std::io::Error::other(e));
-    for (f, e) in found.iter().zip(&entries) {
-        if !carriers.contains(&e.path) {
-            continue;
+    let written: Result<()> = std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(f, e)) = items.get(i) else { return };
+                    {
+                        let mut r = lock();
+                        while r.held > AHEAD_BYTES && !stop.load(Ordering::Relaxed) {
+                            r = changed.wait(r).unwrap_or_else(PoisonError::into_inner);
+                        }
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let prepared = compress(f, e, method, &mut buf);
+                    let mut r = lock();
+                    r.held += e.size;
+                    r.done.insert(i, (prepared, e.size));
+                    changed.notify_all();
+                }
+            });
         }
-        let options = SimpleFileOptions::default()
-            .compression_method(CompressionMethod::Deflated)
-            .compression_level(Some(6))
-            .last_modified_time(DateTime::default())
-            .unix_permissions(e.mode)
-            .large_file(e.size >= u64::from(u32::MAX) - (1 << 20));
-        zip.start_file(e.path.as_str(), options).map_err(zerr)?;
-        let mut input =
-            File::open(&f.path).map_err(|err| ReleaseError::io("reading", &f.path, err))?;
-        let changed = || {
-            ReleaseError::Usage(format!(
-                "{} changed while it was being packed",
-                f.path.display()
-            ))
-        };
-        match copy_capped(&mut input, &mut zip, e.size, &mut buf, |_| {}) {
-            Ok((sha, n)) if sha == e.sha256 && n == e.size => {}
-            Ok(_) | Err(CopyError::TooLong { .. }) => return Err(changed()),
-            Err(CopyError::Read(err)) => return Err(ReleaseError::io("reading", &f.path, err)),
-            Err(CopyError::Write(err)) => return Err(ReleaseError::io("writing", dest, err)),
+        let result = (|| {
+            for i in 0..items.len() {
+                let prepared = {
+                    let mut r = lock();
+                    loop {
+                        if let Some((p, size)) = r.done.remove(&i) {
+                            r.held -= size;
+                            changed.notify_all();
+                            break p;
+                        }
+                        r = changed.wait(r).unwrap_or_else(PoisonError::into_inner);
+                    }
+                };
+                zip.add_prepared_file(prepared?).map_err(zerr)?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            stop.store(true, Ordering::Relaxed);
+            next.store(items.len(), Ordering::Relaxed);
+            changed.notify_all();
         }
-    }
+        result
+    });
+    written?;
     let out = zip.finish().map_err(zerr)?;
     let file = out
         .into_inner()
         .map_err(|e| ReleaseError::io("writing", dest, e.into_error()))?;
     file.sync_all()
         .map_err(|e| ReleaseError::io("writing", dest, e))?;
-    Ok(entries)
+    Ok(())
+}
+
+/// Compresses one file into an entry, checking that it still has the bytes its
+/// index entry was made from.
+fn compress(f: &Found, e: &FileEntry, method: Method, buf: &mut [u8]) -> Result<PreparedZipFile> {
+    let options = method
+        .options()
+        .unix_permissions(e.mode)
+        .large_file(e.size >= u64::from(u32::MAX) - (1 << 20));
+    let zerr = |err: zip::result::ZipError| {
+        ReleaseError::io("compressing", &f.path, std::io::Error::other(err))
+    };
+    let mut builder = ZipFileBuilder::new(e.path.as_str(), options).map_err(zerr)?;
+    let mut input = File::open(&f.path).map_err(|err| ReleaseError::io("reading", &f.path, err))?;
+    let changed = || {
+        ReleaseError::Usage(format!(
+            "{} changed while it was being packed",
+            f.path.display()
+        ))
+    };
+    match copy_capped(&mut input, &mut builder, e.size, buf, |_| {}) {
+        Ok((sha, n)) if sha == e.sha256 && n == e.size => {}
+        Ok(_) | Err(CopyError::TooLong { .. }) => return Err(changed()),
+        Err(CopyError::Read(err)) => return Err(ReleaseError::io("reading", &f.path, err)),
+        Err(CopyError::Write(err)) => return Err(ReleaseError::io("compressing", &f.path, err)),
+    }
+    builder.finish().map_err(zerr)
 }
 
 /// Earlier releases of `variant` in the repository (published on any channel, or

@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use peft_manifest::trust::public_key_id;
-use peft_manifest::{Arch, Blob, BootstrapperBuild, KeyId, Manifest, Os, SCHEMA, validate};
+use peft_manifest::{
+    Arch, Blob, BootstrapperBuild, KeyId, Manifest, Os, SCHEMA, ZSTD_SINCE, validate,
+};
 use semver::Version;
 use time::OffsetDateTime;
 
@@ -197,6 +199,40 @@ fn read_pending(repo: &Repo) -> Result<Vec<(PathBuf, PendingRelease)>> {
     Ok(out)
 }
 
+/// Once every accepted bootstrapper reads zstd entries (`min_bootstrapper` at
+/// [`ZSTD_SINCE`] or later), the zstd archive of each variant becomes its `archive`
+/// and the Deflate one is no longer listed (its blob stays in the repository).
+fn drop_deflate(m: &mut Manifest) {
+    if m.min_bootstrapper < ZSTD_SINCE {
+        return;
+    }
+    for v in m.releases.iter_mut().flat_map(|r| r.variants.iter_mut()) {
+        if let Some(z) = v.zstd_archive.take() {
+            v.archive = z;
+        }
+    }
+}
+
+/// Why the oldest accepted bootstrapper could not read `archive`: it has zstd
+/// entries while `min_bootstrapper` is below [`ZSTD_SINCE`]. `None` when it can (or
+/// the blob is missing, which is reported on its own).
+pub fn unreadable_by_oldest(repo: &Repo, min: &Version, archive: &Blob) -> Option<String> {
+    if *min >= ZSTD_SINCE {
+        return None;
+    }
+    let file = fs_err::File::open(repo.blob_path(&archive.sha256)).ok()?;
+    let mut zip = zip::ZipArchive::new(file).ok()?;
+    match peft_manifest::archive::has_zstd_entries(&mut zip) {
+        Ok(true) => Some(format!(
+            "has zstd entries, which bootstrappers before {ZSTD_SINCE} cannot read, \
+             but min_bootstrapper is {min}: publish with --min-bootstrapper {ZSTD_SINCE} \
+             or pack the variant again with --format both"
+        )),
+        Ok(false) => None,
+        Err(e) => Some(e),
+    }
+}
+
 /// Folds `pending` into `releases`; a variant already published for a version must
 /// be byte-identical (releases are immutable).
 fn merge(m: &mut Manifest, pending: &[(PathBuf, PendingRelease)]) -> Result<()> {
@@ -204,7 +240,9 @@ fn merge(m: &mut Manifest, pending: &[(PathBuf, PendingRelease)]) -> Result<()> 
         match m.releases.iter_mut().find(|r| r.version == p.version) {
             None => m.releases.push(p.to_release()),
             Some(r) => match r.variants.iter().find(|v| v.id == p.variant.id) {
-                Some(v) if v.archive == p.variant.archive => {}
+                // A published variant may since have dropped its Deflate archive
+                // (below), so the zstd archive, when there is one, is what names it.
+                Some(v) if v.archive_to_fetch() == p.variant.archive_to_fetch() => {}
                 Some(_) => {
                     return Err(ReleaseError::Usage(format!(
                         "{} {} is already published with different content; releases are immutable, use a new version",
@@ -297,15 +335,23 @@ pub fn publish(args: &PublishArgs) -> Result<Manifest> {
         m.mirrors = mirrors.clone();
     }
     merge(&mut m, &pending)?;
+    drop_deflate(&mut m);
     list_bootstrappers(&repo, &mut m, args)?;
     m.releases.truncate(args.keep.max(1));
     let mut problems: Vec<String> = validate(&m).iter().map(ToString::to_string).collect();
     for r in &m.releases {
         for v in &r.variants {
-            for (what, blob) in [("archive", v.archive.clone()), ("index", v.index.blob())] {
+            let mut blobs = vec![("archive", v.archive.clone()), ("index", v.index.blob())];
+            if let Some(z) = &v.zstd_archive {
+                blobs.push(("zstd archive", z.clone()));
+            }
+            for (what, blob) in blobs {
                 if let Some(p) = missing_blob(&repo, &blob) {
                     problems.push(format!("{} {} {what}: {p}", v.id, r.version));
                 }
+            }
+            if let Some(p) = unreadable_by_oldest(&repo, &m.min_bootstrapper, &v.archive) {
+                problems.push(format!("{} {} archive: {p}", v.id, r.version));
             }
         }
     }

@@ -86,6 +86,14 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
         for v in &r.variants {
             let at = format!("{} {}", v.id, r.version);
             blobs.insert(v.archive.sha256, (v.archive.size, format!("{at} archive")));
+            if let Some(z) = &v.zstd_archive {
+                blobs.insert(z.sha256, (z.size, format!("{at} zstd archive")));
+            }
+            if let Some(p) =
+                crate::publish::unreadable_by_oldest(&repo, &m.min_bootstrapper, &v.archive)
+            {
+                problems.push(format!("{at} archive: {p}"));
+            }
             blobs.insert(v.index.sha256, (v.index.size, format!("{at} index")));
             for d in &v.deltas {
                 blobs.insert(d.sha256, (d.size, format!("{at} delta from {}", d.from)));
@@ -100,8 +108,14 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
                                 .iter()
                                 .map(|p| format!("{at} index {p}")),
                         );
-                        if let Some(p) = zip_mismatch(&repo.blob_path(&v.archive.sha256), &idx) {
-                            problems.push(format!("{at} archive: {p}"));
+                        let mut archives = vec![("archive", &v.archive)];
+                        if let Some(z) = &v.zstd_archive {
+                            archives.push(("zstd archive", z));
+                        }
+                        for (what, a) in archives {
+                            if let Some(p) = zip_mismatch(&repo.blob_path(&a.sha256), &idx) {
+                                problems.push(format!("{at} {what}: {p}"));
+                            }
                         }
                     }
                 },

@@ -231,9 +231,14 @@ impl World {
     }
 
     /// Packs the folder `input` as `variant` of `version` into the world's repository.
+    /// The zstd level is 3 unless `extra` names one: level 19, the default, takes
+    /// seconds per MiB of these sample libraries, and the format is the same.
     pub fn pack_as(&self, version: &str, input: &Path, variant: &str, extra: &[&str]) -> Output {
         let mut args = pack_args(&self.repo(), input, version, variant, ENTRY);
         args.extend(extra.iter().map(|e| e.to_string()));
+        if !extra.contains(&"--zstd-level") {
+            args.extend(["--zstd-level".to_string(), "3".to_string()]);
+        }
         release(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
@@ -330,17 +335,27 @@ impl World {
         c
     }
 
-    /// The repository path (`blobs/sha256/<hex>`) of the archive of the published
-    /// manifest's first variant.
+    /// The repository path (`blobs/sha256/<hex>`) of the archive this bootstrapper
+    /// fetches for the published manifest's first variant: its zstd archive when
+    /// it has one, else `archive`.
     pub fn archive_path(&self) -> String {
         let m: Value = serde_json::from_slice(
             &fs_err::read(self.path("repo/channels/stable/manifest.json")).expect("manifest"),
         )
         .expect("manifest json");
-        let sha = m["releases"][0]["variants"][0]["archive"]["sha256"]
+        let v = &m["releases"][0]["variants"][0];
+        let sha = v["zstd_archive"]["sha256"]
             .as_str()
+            .or_else(|| v["archive"]["sha256"].as_str())
             .expect("archive sha256");
         format!("blobs/sha256/{sha}")
+    }
+
+    /// The size of that archive.
+    pub fn archive_size(&self) -> u64 {
+        fs_err::metadata(self.repo().join(self.archive_path()))
+            .expect("archive")
+            .len()
     }
 
     /// Leaves the first `n` bytes of that archive in `cache` as a partial download,

@@ -370,7 +370,10 @@ impl<'a> Session<'a> {
         update_first: bool,
     ) -> Result<std::result::Result<Manifest, Next>> {
         let (fetcher, cache) = (self.fetcher()?, self.cache()?);
-        let m = accept_signed(fetcher, root, self.trust(), cache, lock, self.reporter).await?;
+        let mut m = accept_signed(fetcher, root, self.trust(), cache, lock, self.reporter).await?;
+        if let Some(shelf) = Shelf::for_repo(&self.s.repo) {
+            shelf.fit(&mut m);
+        }
         if !crate::version::needs_newer(&m) {
             return Ok(Ok(m));
         }

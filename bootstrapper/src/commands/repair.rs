@@ -179,12 +179,23 @@ async fn network(
         }
         Err(e) => return Err(e),
     };
+    // The archive the install came from, else another archive of the same release
+    // and variant (the Deflate one may no longer be listed): every archive of a
+    // variant carries the same signed index.
+    let listed = |a: &&Blob| a.sha256.hex() == rec.archive_sha256;
+    let same = m
+        .releases
+        .iter()
+        .filter(|rel| rel.version.to_string() == rec.version)
+        .flat_map(|rel| &rel.variants)
+        .find(|v| v.id == rec.variant);
     let Some(blob): Option<Blob> = m
         .releases
         .iter()
         .flat_map(|rel| &rel.variants)
-        .map(|v| &v.archive)
-        .find(|a| a.sha256.hex() == rec.archive_sha256)
+        .flat_map(|v| v.archives())
+        .find(listed)
+        .or_else(|| same.map(|v| v.archive_to_fetch()))
         .cloned()
     else {
         unreachable.push(format!(

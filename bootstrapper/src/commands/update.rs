@@ -82,7 +82,7 @@ pub async fn run(ctx: &Session<'_>, check: bool) -> Result<Next> {
             }
             if !done {
                 install(fetcher, &roots, cache, &lock, target, reporter).await?;
-                bytes = sel.variant.archive.size;
+                bytes = sel.variant.archive_to_fetch().size;
             }
         }
         Ok(Step::Installed {

@@ -143,6 +143,41 @@ fn entries_missing_from_the_index_or_of_another_size_are_refused() {
 }
 
 #[test]
+fn a_zstd_bundle_extracts_and_a_damaged_entry_is_refused() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let big: Vec<u8> = (0..300_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
+    let (archive, index) = crate::install::fixture::zstd_bundle(
+        t.path(),
+        &[
+            Item::File("lib/big.so", &big),
+            Item::File("a.py", b"print(1)\n"),
+        ],
+    );
+    let staging = t.path().join("s");
+    fs_err::create_dir_all(&staging).expect("mkdir");
+    extract(&archive, &index, &staging, &Quiet).expect("extracts");
+    assert_eq!(fs_err::read(staging.join("lib/big.so")).expect("read"), big);
+    assert_eq!(
+        fs_err::read(staging.join("a.py")).expect("read"),
+        b"print(1)\n"
+    );
+    // One flipped byte inside the first entry's compressed data: zstd or the
+    // signed hash refuses it, and nothing of it is kept.
+    let mut bytes = fs_err::read(&archive).expect("read");
+    bytes[200] ^= 0x40;
+    fs_err::write(&archive, &bytes).expect("write");
+    let staging = t.path().join("s2");
+    fs_err::create_dir_all(&staging).expect("mkdir");
+    let err = extract(&archive, &index, &staging, &Quiet).expect_err("damaged");
+    assert!(
+        err.to_string().contains("the bundle archive was refused"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_sound_bundle_extracts_with_modes() {
     let t = tempfile::tempdir().expect("tempdir");
     let (archive, mut index) = bundle(

@@ -22,9 +22,21 @@ pub enum Item<'a> {
 
 /// A zip of `items` and an index that lists exactly them (as a signer could).
 pub fn bundle(dir: &Path, items: &[Item<'_>]) -> (PathBuf, FileIndex) {
+    bundle_with(dir, items, SimpleFileOptions::default())
+}
+
+/// The same as [`bundle`] with zstd entries (method 93), as `peft-release pack` writes them.
+pub fn zstd_bundle(dir: &Path, items: &[Item<'_>]) -> (PathBuf, FileIndex) {
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Zstd)
+        .compression_level(Some(19));
+    bundle_with(dir, items, options)
+}
+
+fn bundle_with(dir: &Path, items: &[Item<'_>], options: SimpleFileOptions) -> (PathBuf, FileIndex) {
     let path = dir.join("bundle.zip");
     let z = zip::ZipWriter::new(File::create(&path).expect("create"));
-    let files = write_items(z, items);
+    let files = write_items(z, items, options);
     (path, index_of(files))
 }
 
@@ -34,7 +46,7 @@ pub fn streamed_bundle(dir: &Path, items: &[Item<'_>]) -> (PathBuf, FileIndex) {
     let path = dir.join("bundle.zip");
     let mut bytes = Vec::new();
     let z = zip::ZipWriter::new_stream(&mut bytes);
-    let files = write_items(z, items);
+    let files = write_items(z, items, SimpleFileOptions::default());
     fs_err::write(&path, bytes).expect("write");
     (path, index_of(files))
 }
@@ -42,13 +54,13 @@ pub fn streamed_bundle(dir: &Path, items: &[Item<'_>]) -> (PathBuf, FileIndex) {
 fn write_items<W: std::io::Write + std::io::Seek>(
     mut z: zip::ZipWriter<W>,
     items: &[Item<'_>],
+    options: SimpleFileOptions,
 ) -> Vec<FileEntry> {
     let mut files = Vec::new();
     for it in items {
         let (name, bytes) = match it {
             Item::File(name, data) => {
-                z.start_file(*name, SimpleFileOptions::default())
-                    .expect("start");
+                z.start_file(*name, options).expect("start");
                 z.write_all(data).expect("write");
                 (name, *data)
             }

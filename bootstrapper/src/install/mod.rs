@@ -73,7 +73,7 @@ impl<'a> Target<'a> {
             channel: self.channel.to_string(),
             entry: self.variant.entry.clone(),
             ui_compat: self.release.ui_compat.to_string(),
-            archive_sha256: self.variant.archive.sha256.hex(),
+            archive_sha256: self.variant.archive_to_fetch().sha256.hex(),
             manifest_serial: self.serial,
             installed_at: OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
@@ -99,30 +99,29 @@ pub async fn install(
     }
     cache.clean_staging();
     let variant = target.variant;
+    let blob = variant.archive_to_fetch();
     let index = fetch_index(fetcher, roots, target.release, variant, reporter).await?;
-    let archive_done = cache.downloads().join(variant.archive.sha256.hex());
+    let archive_done = cache.downloads().join(blob.sha256.hex());
     // A partial download (kept by a run that failed, e.g. on a full disk) is resumed:
     // only the rest of it needs space.
     let partial_len = fs_err::metadata(archive_done.with_extension("partial"))
         .map_or(0, |m| m.len())
-        .min(variant.archive.size);
+        .min(blob.size);
     let download = if archive_done.is_file() {
         0
     } else {
-        variant.archive.size - partial_len
+        blob.size - partial_len
     };
     check_space(cache.root(), variant.index.unpacked_size + download + SPARE)?;
     let downloads = cache.downloads();
     let mut tx = Transaction::begin(cache, &name)?;
     let (archive, streamed) = if download == 0 {
-        let got = fetcher
-            .download(roots, &variant.archive, &downloads, reporter)
-            .await?;
+        let got = fetcher.download(roots, blob, &downloads, reporter).await?;
         (got, None)
     } else {
         // Unpack while downloading (see `stream`).
         let follow = Arc::new(Follow::default());
-        let partial = crate::cache::partial_path(&downloads, &variant.archive.sha256.hex());
+        let partial = crate::cache::partial_path(&downloads, &blob.sha256.hex());
         let stream = Stream::start(
             partial,
             index.clone(),
@@ -130,7 +129,7 @@ pub async fn install(
             Arc::clone(&follow),
         );
         let got = fetcher
-            .download_watched(roots, &variant.archive, &downloads, reporter, &*follow)
+            .download_watched(roots, blob, &downloads, reporter, &*follow)
             .await;
         follow.end();
         if got.is_ok() {

@@ -142,13 +142,21 @@ pub struct Streamed {
     pub syncer: Syncer,
 }
 
+/// How an entry's bytes are stored (zip compression methods 0, 8 and 93).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Stored,
+    Deflate,
+    Zstd,
+}
+
 /// One entry, located and checked, for a worker.
 struct Job {
     name: String,
     want: FileEntry,
     data: u64,
     compressed: u64,
-    deflated: bool,
+    method: Method,
 }
 
 /// A running stream; see the module documentation.
@@ -240,20 +248,31 @@ fn run(
                             end: job.data + job.compressed,
                         };
                         let path = dest.join(&job.name);
-                        let r = if job.deflated {
-                            let mut inflate = flate2::read::DeflateDecoder::new(
-                                BufReader::with_capacity(256 << 10, tail),
-                            );
-                            write_verified(
-                                &mut inflate,
-                                &path,
-                                &job.name,
-                                &job.want,
-                                &mut buf,
-                                done,
-                            )
-                        } else {
-                            write_verified(&mut tail, &path, &job.name, &job.want, &mut buf, done)
+                        let r = match job.method {
+                            Method::Deflate => {
+                                let mut inflate = flate2::read::DeflateDecoder::new(
+                                    BufReader::with_capacity(256 << 10, tail),
+                                );
+                                write_verified(
+                                    &mut inflate,
+                                    &path,
+                                    &job.name,
+                                    &job.want,
+                                    &mut buf,
+                                    done,
+                                )
+                            }
+                            Method::Zstd => match zstd_reader(tail) {
+                                Ok(mut z) => write_verified(
+                                    &mut z, &path, &job.name, &job.want, &mut buf, done,
+                                ),
+                                Err(e) => {
+                                    Err(crate::error::Error::storage("starting zstd for", &path, e))
+                                }
+                            },
+                            Method::Stored => write_verified(
+                                &mut tail, &path, &job.name, &job.want, &mut buf, done,
+                            ),
                         };
                         match r {
                             Ok(f) => {
@@ -347,9 +366,10 @@ fn parse(
         if size != want.size || !seen.insert(name.clone()) {
             return Err(format!("{name:?} is repeated or not of its signed size"));
         }
-        let deflated = match method {
-            8 => true,
-            0 if compressed == size => false,
+        let method = match method {
+            8 => Method::Deflate,
+            93 => Method::Zstd,
+            0 if compressed == size => Method::Stored,
             m => return Err(format!("{name:?} is stored with method {m}")),
         };
         let data = pos + 30 + name_len + extra_len;
@@ -365,13 +385,26 @@ fn parse(
             want: want.clone(),
             data,
             compressed,
-            deflated,
+            method,
         };
         tx.send(job)
             .map_err(|_| "the workers stopped".to_string())?;
         pos = end;
     }
     Err("a worker failed".into())
+}
+
+/// The largest zstd window an entry may ask for, as a power of two: 16 MiB, twice
+/// what `peft-release pack`'s highest level (19) uses. Each worker holds one window,
+/// so this bounds the unpack's memory even for bytes not yet verified.
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
+
+/// A zstd decoder of one entry's frame, reading ahead 256 KiB at a time.
+pub(super) fn zstd_reader<R: Read>(input: R) -> io::Result<impl Read> {
+    let mut z =
+        zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(256 << 10, input))?;
+    z.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+    Ok(z.single_frame())
 }
 
 /// The 64-bit sizes from a local header's zip64 extra field (uncompressed first).

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::install::fixture::{Item, bundle, streamed_bundle};
+use crate::install::fixture::{Item, bundle, streamed_bundle, zstd_bundle};
 
 /// Bytes that deflate only a little, so the archive is not tiny.
 fn noise(n: usize, seed: u64) -> Vec<u8> {
@@ -81,6 +81,92 @@ fn files_are_written_while_the_archive_still_grows() {
     s.syncer.finish(Vec::new()).expect("sync");
     assert_eq!(fs_err::read(dest.join("lib/big.so")).expect("read"), big);
     assert_eq!(fs_err::read(dest.join("a/y.pyc")).expect("read"), b"yy");
+}
+
+#[test]
+fn zstd_entries_are_written_while_the_archive_still_grows() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let (big, filler) = (noise(4 << 20, 11), noise(512 << 10, 13));
+    let (archive, index) = zstd_bundle(
+        t.path(),
+        &[
+            Item::File("lib/big.so", &big),
+            Item::File("lib/later.so", &filler),
+            Item::File("a/x.pyc", b"x"),
+            Item::File("a/empty", b""),
+        ],
+    );
+    let (partial, dest) = (t.path().join("p.partial"), t.path().join("dest"));
+    fs_err::create_dir_all(&dest).expect("mkdir");
+    let follow = Arc::new(Follow::default());
+    let stream = Stream::start(
+        partial.clone(),
+        index.clone(),
+        dest.clone(),
+        Arc::clone(&follow),
+    );
+    let early = grow(&archive, &partial, &follow, || {
+        stream.done() >= big.len() as u64
+    });
+    let s = stream.join().expect("streams");
+    assert!(early, "nothing was unpacked before the download ended");
+    assert_eq!(s.written.len(), 4);
+    s.syncer.finish(Vec::new()).expect("sync");
+    assert_eq!(fs_err::read(dest.join("lib/big.so")).expect("read"), big);
+    assert_eq!(
+        fs_err::read(dest.join("lib/later.so")).expect("read"),
+        filler
+    );
+    assert_eq!(fs_err::read(dest.join("a/empty")).expect("read"), b"");
+}
+
+/// A zstd frame that asks for a 128 MiB window (more than [`ZSTD_WINDOW_LOG_MAX`]
+/// allows) is refused before its window is allocated: a server cannot make each
+/// worker hold that much memory with bytes that are not verified yet.
+#[test]
+fn a_zstd_window_above_the_limit_ends_the_stream() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let data = noise(64 << 10, 5);
+    let frame = {
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("encoder");
+        e.window_log(27).expect("window");
+        e.write_all(&data).expect("compress");
+        e.finish().expect("finish")
+    };
+    let name = b"big";
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&LOCAL_HEADER.to_le_bytes());
+    for half in [63u16, 0, 93, 0, 0] {
+        bytes.extend_from_slice(&half.to_le_bytes()); // version, flags, zstd, time, date
+    }
+    for word in [0u32, frame.len() as u32, data.len() as u32] {
+        bytes.extend_from_slice(&word.to_le_bytes()); // crc, sizes
+    }
+    bytes.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(&0u16.to_le_bytes());
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(&frame);
+    bytes.extend_from_slice(&CENTRAL_HEADER.to_le_bytes());
+    let index = FileIndex {
+        schema: 1,
+        version: "1.0.0".parse().expect("v"),
+        variant: "t".into(),
+        files: vec![FileEntry {
+            path: "big".into(),
+            size: data.len() as u64,
+            mode: 0o644,
+            sha256: peft_manifest::Sha256::of(&data),
+        }],
+    };
+    let (partial, dest) = (t.path().join("p.partial"), t.path().join("dest"));
+    fs_err::create_dir_all(&dest).expect("mkdir");
+    fs_err::write(&partial, &bytes).expect("write");
+    let follow = Arc::new(Follow::default());
+    follow.attempt(bytes.len() as u64);
+    follow.end();
+    let stream = Stream::start(partial, index, dest, follow);
+    let why = stream.join().expect_err("refused");
+    assert!(why.contains("\"big\""), "{why}");
 }
 
 #[test]

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use peft_manifest::select::Outcome;
-use peft_manifest::{Blob, BootstrapperBuild, Selection, Variant};
+use peft_manifest::{Blob, BootstrapperBuild, Manifest, Selection, Variant};
 
 use super::{Repository, Root};
 use crate::error::{Error, Reason, Result, human_bytes};
@@ -200,12 +200,24 @@ impl Shelf {
         self.present.get(&b.sha256.hex()) == Some(&b.size)
     }
 
-    /// The blobs of `v` this folder lacks.
+    /// The blobs of `v` this folder lacks (of its archives, the one to fetch).
     pub fn lacking(&self, v: &Variant) -> Vec<Blob> {
-        [v.archive.clone(), v.index.blob()]
+        [v.archive_to_fetch().clone(), v.index.blob()]
             .into_iter()
             .filter(|b| !self.has(b))
             .collect()
+    }
+
+    /// Makes each variant of `m` fetch the archive this folder holds: a folder made
+    /// with only the Deflate archive of a variant that also has a zstd one still
+    /// installs (the zstd one is then forgotten for this run; both carry the same
+    /// signed index).
+    pub fn fit(&self, m: &mut Manifest) {
+        for v in m.releases.iter_mut().flat_map(|r| r.variants.iter_mut()) {
+            if v.zstd_archive.as_ref().is_some_and(|z| !self.has(z)) && self.has(&v.archive) {
+                v.zstd_archive = None;
+            }
+        }
     }
 
     /// Why `v` cannot be installed from this folder, or `None` when it can: the

@@ -59,7 +59,7 @@ pub fn plan(installed: &[Version], target: &Variant) -> Plan {
         .filter(|d| have.contains(&d.from))
         .min_by_key(|d| d.size);
     match best {
-        Some(d) if d.size < target.archive.size => Plan::Delta {
+        Some(d) if d.size < target.archive_to_fetch().size => Plan::Delta {
             from: d.from.clone(),
             blob: Blob {
                 sha256: d.sha256,
@@ -67,7 +67,7 @@ pub fn plan(installed: &[Version], target: &Variant) -> Plan {
             },
         },
         _ => Plan::Full {
-            blob: target.archive.clone(),
+            blob: target.archive_to_fetch().clone(),
         },
     }
 }
@@ -279,6 +279,25 @@ mod tests {
             prop_assume!(!header.entries.is_empty());
             header.entries.remove(pick.index(header.entries.len()));
             prop_assert!(matches!(actions(&base, &target, &header), Err(DeltaError::Missing(_))));
+        }
+
+        /// With a zstd archive listed, the plan compares deltas with it and falls back
+        /// to it: this bootstrapper never fetches the Deflate archive then.
+        #[test]
+        fn the_plan_weighs_and_fetches_the_zstd_archive(deflate in 2u64..1_000_000, zstd in 1u64..1_000_000, delta in 1u64..1_000_000) {
+            prop_assume!(zstd < deflate);
+            let mut v = variant("v", Os::Linux, Arch::X86_64, Accelerator::Cpu, 1);
+            v.archive.size = deflate;
+            let z = Blob { sha256: Sha256::of(b"zstd"), size: zstd };
+            v.zstd_archive = Some(z.clone());
+            v.deltas = vec![Delta { from: Version::new(0, 1, 0), sha256: Sha256::of(b"d"), size: delta }];
+            match plan(&[Version::new(0, 1, 0)], &v) {
+                Plan::Delta { blob, .. } => prop_assert!(blob.size == delta && delta < zstd),
+                Plan::Full { blob } => {
+                    prop_assert_eq!(blob, z);
+                    prop_assert!(delta >= zstd);
+                }
+            }
         }
 
         /// The plan never moves more than the full archive, and takes the cheapest delta.

@@ -35,6 +35,7 @@ pub fn catalog_release(c: &VariantCatalog) -> Release {
                     sha256: Sha256::of(d.id.as_bytes()),
                     size: 1,
                 },
+                zstd_archive: None,
                 index: IndexRef {
                     sha256: Sha256::of(d.id.as_bytes()),
                     size: 1,

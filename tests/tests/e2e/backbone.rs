@@ -332,12 +332,7 @@ fn two_instances_never_write_at_once() {
     assert!(waited, "the second instance says it waits: {eb:?}");
     assert_eq!(ready_dir(&ea), ready_dir(&eb));
     assert_installed_equals(&ready_dir(&ea), &input);
-    let archive = fs_err::read_dir(w.path("repo/blobs/sha256"))
-        .expect("ls")
-        .flatten()
-        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
-        .max()
-        .unwrap_or(0);
+    let archive = w.archive_size();
     let index_bytes: u64 = server
         .log()
         .iter()

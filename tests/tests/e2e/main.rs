@@ -7,6 +7,7 @@ mod commands;
 mod concurrency;
 mod crash;
 mod engine;
+mod formats;
 mod heal;
 mod offline;
 mod progress;

@@ -44,7 +44,8 @@ fn manifest(w: &World) -> Value {
     serde_json::from_slice(&bytes).expect("manifest json")
 }
 
-/// `blobs/sha256/<hex>` of `variant`'s archive in the newest release.
+/// `blobs/sha256/<hex>` of the archive this bootstrapper fetches for `variant` in
+/// the newest release (its zstd archive when it has one).
 fn archive_path(w: &World, variant: &str) -> String {
     let m = manifest(w);
     let v = m["releases"][0]["variants"]
@@ -54,10 +55,10 @@ fn archive_path(w: &World, variant: &str) -> String {
         .find(|v| v["id"] == variant)
         .unwrap_or_else(|| panic!("{variant} not in the manifest"))
         .clone();
-    format!(
-        "blobs/sha256/{}",
-        v["archive"]["sha256"].as_str().expect("hex")
-    )
+    let fetched = v["zstd_archive"]["sha256"]
+        .as_str()
+        .or_else(|| v["archive"]["sha256"].as_str());
+    format!("blobs/sha256/{}", fetched.expect("hex"))
 }
 
 fn blob_count(dir: &Path) -> usize {
@@ -72,7 +73,8 @@ fn an_offline_folder_installs_with_the_network_closed() {
     let input = w.pack("1.0.0", 1, 3 * MIB);
     w.publish(&[]);
     let stick = make_offline(&w, "stick", &[]);
-    // The signed pair is copied byte for byte; only the variant's two blobs come along.
+    // The signed pair is copied byte for byte; only the variant's blobs come along:
+    // its two archives (Deflate for older bootstrappers, zstd) and its index.
     for f in ["manifest.json", "manifest.json.minisig"] {
         assert_eq!(
             fs_err::read(stick.join("channels/stable").join(f)).expect("copied"),
@@ -80,7 +82,7 @@ fn an_offline_folder_installs_with_the_network_closed() {
             "{f} differs"
         );
     }
-    assert_eq!(blob_count(&stick), 2);
+    assert_eq!(blob_count(&stick), 3);
     assert!(!stick.join(".pending").exists());
     let readme = fs_err::read_to_string(stick.join("README.txt")).expect("README.txt");
     assert!(readme.contains("--offline-dir") && readme.contains("linux-x86_64-cpu 1.0.0"));
@@ -168,7 +170,7 @@ fn a_missing_variant_is_named_with_the_file_to_fetch() {
     pack_variant(&w, "1.0.0", "windows-x86_64-cpu", 4, None);
     w.publish(&[]);
     let stick = make_offline(&w, "stick", &["windows-x86_64-cpu"]);
-    assert_eq!(blob_count(&stick), 2);
+    assert_eq!(blob_count(&stick), 3);
     let out = ensure_offline(&w, &stick, "cache");
     assert_eq!(exit(&out), 5, "{}", stderr(&out));
     let err = event(&events(&out), "error").cloned().expect("error event");

@@ -29,15 +29,7 @@ fn one_flipped_byte_in_the_archive_is_refused() {
     let w = World::new();
     w.pack("1.0.0", 8, 2 * MIB);
     w.publish(&[]);
-    let m: serde_json::Value = serde_json::from_slice(
-        &fs_err::read(w.path("repo/channels/stable/manifest.json")).expect("read"),
-    )
-    .expect("json");
-    let sha = m["releases"][0]["variants"][0]["archive"]["sha256"]
-        .as_str()
-        .expect("sha")
-        .to_string();
-    let blob = w.path(&format!("repo/blobs/sha256/{sha}"));
+    let blob = w.repo().join(w.archive_path());
     let mut bytes = fs_err::read(&blob).expect("read");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;

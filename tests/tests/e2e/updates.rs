@@ -44,7 +44,11 @@ fn archive_size(w: &World, version: &str) -> u64 {
         .iter()
         .find(|r| r["version"] == version)
         .expect("release");
-    r["variants"][0]["archive"]["size"].as_u64().expect("size")
+    let v = &r["variants"][0];
+    v["zstd_archive"]["size"]
+        .as_u64()
+        .or_else(|| v["archive"]["size"].as_u64())
+        .expect("size")
 }
 
 #[test]
