@@ -127,7 +127,7 @@ fn frames_the_stream_allows(mut payload: &[u8]) -> bool {
         let skippable = frame
             .get(..4)
             .is_some_and(|m| m[0] & 0xf0 == 0x50 && m[1..] == [0x2a, 0x4d, 0x18]);
-        if !skippable && !frame_window(frame).is_some_and(|w| w <= 1 << STREAM_WINDOW_LOG) {
+        if !skippable && frame_window(frame).is_none_or(|w| w > 1 << STREAM_WINDOW_LOG) {
             return false;
         }
         payload = rest;
