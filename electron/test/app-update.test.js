@@ -130,7 +130,7 @@ test('the engine a new UI needs is staged by the real bootstrapper from a signed
   const root = tmp();
   const repo = new Repo(root);
   const pack = (version, compat) => execFileSync(TOOLS.release, ['pack', '--repo', repo.dir, '--input', TOOLS.bundle, '--version', version,
-    '--variant', VARIANT, '--entry', `peft_engine/peft_engine${paths.EXE}`, '--ui-compat', compat, '--deltas', '0'], { stdio: 'ignore' });
+    '--variant', VARIANT, '--entry', `peft_engine/peft_engine${paths.EXE}`, '--ui-compat', compat, '--deltas', '0', '--zstd-level', '3'], { stdio: 'ignore' });
   pack('1.0.0', '>=0.1.0, <0.2.0');
   repo.publish();
   const srv = await serve(repo.dir);

@@ -306,7 +306,7 @@ pub fn pack(args: &PackArgs) -> Result<Packed> {
     for method in methods {
         let tmp = repo.temp_path("archive");
         let started = Instant::now();
-        write_zip(&tmp, &carriers, method).inspect_err(|_| {
+        write_zip(&tmp, &carriers, method, AHEAD_BYTES).inspect_err(|_| {
             let _ = fs_err::remove_file(&tmp);
         })?;
         let blob = repo.adopt(&tmp)?;
@@ -432,12 +432,20 @@ struct Ready {
     done: BTreeMap<usize, (Result<PreparedZipFile>, u64)>,
     /// Their unpacked bytes (more than they hold, so a safe bound).
     held: u64,
+    /// The position the writer waits for: its worker never pauses, or the entries
+    /// held could wait for it forever.
+    next: usize,
 }
 
 /// Writes the reproducible zip of `items` (carriers, in path order) with `method`.
 /// One worker per core compresses entries, each on its own, and checks every file
 /// against its hash while reading it; this thread writes them in order.
-fn write_zip(dest: &Path, items: &[(&Found, &FileEntry)], method: Method) -> Result<()> {
+fn write_zip(
+    dest: &Path,
+    items: &[(&Found, &FileEntry)],
+    method: Method,
+    ahead: u64,
+) -> Result<()> {
     let workers = std::thread::available_parallelism()
         .map_or(2, usize::from)
         .clamp(1, items.len().max(1));
@@ -459,7 +467,7 @@ fn write_zip(dest: &Path, items: &[(&Found, &FileEntry)], method: Method) -> Res
                     let Some(&(f, e)) = items.get(i) else { return };
                     {
                         let mut r = lock();
-                        while r.held > AHEAD_BYTES && !stop.load(Ordering::Relaxed) {
+                        while r.held > ahead && i != r.next && !stop.load(Ordering::Relaxed) {
                             r = changed.wait(r).unwrap_or_else(PoisonError::into_inner);
                         }
                     }
@@ -481,6 +489,7 @@ fn write_zip(dest: &Path, items: &[(&Found, &FileEntry)], method: Method) -> Res
                     loop {
                         if let Some((p, size)) = r.done.remove(&i) {
                             r.held -= size;
+                            r.next = i + 1;
                             changed.notify_all();
                             break p;
                         }
@@ -492,6 +501,9 @@ fn write_zip(dest: &Path, items: &[(&Found, &FileEntry)], method: Method) -> Res
             Ok(())
         })();
         if result.is_err() {
+            // Under the lock, so no worker can miss the wake-up between its check
+            // and its wait.
+            let _held = lock();
             stop.store(true, Ordering::Relaxed);
             next.store(items.len(), Ordering::Relaxed);
             changed.notify_all();
@@ -577,4 +589,62 @@ fn earlier_releases(
         .rev()
         .filter(|(v, _)| v < before)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// Files of mixed sizes, written with a budget of one byte ahead (so workers keep
+    /// pausing for the writer), come out whole, in path order, in either method; a
+    /// file that changed after it was hashed stops the archive with its name.
+    #[test]
+    fn entries_come_out_in_order_and_whole_when_workers_must_wait() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let mut found = Vec::new();
+        let mut entries = Vec::new();
+        for i in 0..40u32 {
+            let rel = format!("d/{i:03}.bin");
+            let path = t.path().join(format!("{i:03}.bin"));
+            let len = if i % 7 == 0 {
+                300_000
+            } else {
+                (i as usize) * 37
+            };
+            let bytes: Vec<u8> = (0..len).map(|k| (k as u32 * 31 + i) as u8).collect();
+            fs_err::write(&path, &bytes).expect("write");
+            entries.push(FileEntry {
+                path: rel.clone(),
+                size: len as u64,
+                mode: 0o644,
+                sha256: peft_manifest::Sha256::of(&bytes),
+            });
+            found.push(Found {
+                rel,
+                path,
+                executable: false,
+            });
+        }
+        let items: Vec<(&Found, &FileEntry)> = found.iter().zip(&entries).collect();
+        for method in [Method::Deflate, Method::Zstd(3)] {
+            let dest = t.path().join(format!("{}.zip", method.name()));
+            write_zip(&dest, &items, method, 1).expect("written");
+            let mut zip =
+                zip::ZipArchive::new(fs_err::File::open(&dest).expect("open")).expect("zip");
+            assert_eq!(zip.len(), entries.len());
+            for (i, want) in entries.iter().enumerate() {
+                let mut e = zip.by_index(i).expect("entry");
+                assert_eq!(e.name().expect("name"), want.path);
+                let mut got = Vec::new();
+                e.read_to_end(&mut got).expect("read");
+                assert_eq!(peft_manifest::Sha256::of(&got), want.sha256);
+            }
+        }
+        fs_err::write(&found[20].path, b"changed").expect("change");
+        let dest = t.path().join("changed.zip");
+        let err = write_zip(&dest, &items, Method::Zstd(3), 1).expect_err("refused");
+        assert!(err.to_string().contains("020.bin"), "{err}");
+    }
 }

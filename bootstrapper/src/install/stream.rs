@@ -399,12 +399,17 @@ fn parse(
 /// so this bounds the unpack's memory even for bytes not yet verified.
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 
-/// A zstd decoder of one entry's frame, reading ahead 256 KiB at a time.
+/// A zstd decoder of one entry's data, reading ahead 256 KiB at a time. It decodes
+/// every frame up to the entry's end, as the `zip` crate does for the ordinary
+/// unpack, so both take the same entries: an entry of several frames is their
+/// concatenation, and bytes after a frame that are no frame are refused (a decoder
+/// that stopped after the first frame took those, while `extract`, offline installs
+/// and repairs refused the same archive).
 pub(super) fn zstd_reader<R: Read>(input: R) -> io::Result<impl Read> {
     let mut z =
         zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(256 << 10, input))?;
     z.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
-    Ok(z.single_frame())
+    Ok(z)
 }
 
 /// The 64-bit sizes from a local header's zip64 extra field (uncompressed first).

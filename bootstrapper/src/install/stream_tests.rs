@@ -169,6 +169,116 @@ fn a_zstd_window_above_the_limit_ends_the_stream() {
     assert!(why.contains("\"big\""), "{why}");
 }
 
+/// A complete zip of one zstd entry (method 93) named `name` whose data is
+/// `payload`, declared (sizes, CRC-32) as holding `content`, and an index that lists
+/// `content`: what a signer could publish.
+fn zstd_entry_zip(name: &str, payload: &[u8], content: &[u8]) -> (Vec<u8>, FileIndex) {
+    let mut crc = flate2::Crc::new();
+    crc.update(content);
+    let fields = |v: &mut Vec<u8>| {
+        for half in [63u16, 0, 93, 0, 0x21] {
+            v.extend_from_slice(&half.to_le_bytes()); // version, flags, zstd, time, date
+        }
+        for word in [crc.sum(), payload.len() as u32, content.len() as u32] {
+            v.extend_from_slice(&word.to_le_bytes()); // crc, sizes
+        }
+        v.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        v.extend_from_slice(&0u16.to_le_bytes());
+    };
+    let mut zip = LOCAL_HEADER.to_le_bytes().to_vec();
+    fields(&mut zip);
+    zip.extend_from_slice(name.as_bytes());
+    zip.extend_from_slice(payload);
+    let central_at = zip.len() as u32;
+    zip.extend_from_slice(&CENTRAL_HEADER.to_le_bytes());
+    zip.extend_from_slice(&[63, 3]); // made by 6.3 on Unix
+    fields(&mut zip);
+    zip.extend_from_slice(&[0; 6]); // comment, disk, internal attributes
+    zip.extend_from_slice(&(0o100_644u32 << 16).to_le_bytes());
+    zip.extend_from_slice(&0u32.to_le_bytes()); // the local header's offset
+    zip.extend_from_slice(name.as_bytes());
+    let central_len = zip.len() as u32 - central_at;
+    zip.extend_from_slice(&END_OF_CENTRAL.to_le_bytes());
+    zip.extend_from_slice(&[0, 0, 0, 0, 1, 0, 1, 0]); // disks, entries
+    zip.extend_from_slice(&central_len.to_le_bytes());
+    zip.extend_from_slice(&central_at.to_le_bytes());
+    zip.extend_from_slice(&0u16.to_le_bytes());
+    let index = FileIndex {
+        schema: 1,
+        version: "1.0.0".parse().expect("v"),
+        variant: "t".into(),
+        files: vec![FileEntry {
+            path: name.into(),
+            size: content.len() as u64,
+            mode: 0o644,
+            sha256: peft_manifest::Sha256::of(content),
+        }],
+    };
+    (zip, index)
+}
+
+/// `zip` streamed as a complete download into `dir/stream`, then unpacked by the
+/// ordinary `extract` into `dir/extract`: what each returned.
+fn stream_and_extract(
+    dir: &Path,
+    zip: &[u8],
+    index: &FileIndex,
+) -> (Result<Streamed, String>, crate::error::Result<()>) {
+    let (archive, streamed, extracted) = (
+        dir.join("bundle.zip"),
+        dir.join("stream"),
+        dir.join("extract"),
+    );
+    fs_err::write(&archive, zip).expect("write");
+    fs_err::create_dir_all(&streamed).expect("mkdir");
+    fs_err::create_dir_all(&extracted).expect("mkdir");
+    let follow = Arc::new(Follow::default());
+    follow.attempt(zip.len() as u64);
+    follow.end();
+    let stream = Stream::start(archive.clone(), index.clone(), streamed, follow).join();
+    let quiet = crate::install::fixture::Quiet;
+    let extract = crate::install::extract(&archive, index, &extracted, &quiet);
+    (stream, extract)
+}
+
+/// Found by the `zstd_stream` fuzz target: the stream's decoder stopped after an
+/// entry's first frame, so it took an entry with bytes after its frame that are no
+/// frame, which the ordinary unpack (and so offline installs and repairs) refuses.
+/// Both refuse it now.
+#[test]
+fn a_zstd_entry_with_bytes_after_its_frame_is_refused_by_the_stream_as_by_extract() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let content = b"hello, zstd";
+    let mut payload = zstd::stream::encode_all(&content[..], 19).expect("compress");
+    payload.extend_from_slice(b"\xff\xff");
+    let (zip, index) = zstd_entry_zip("lib/a.so", &payload, content);
+    let (stream, extract) = stream_and_extract(t.path(), &zip, &index);
+    let why = stream.expect_err("the stream refuses the entry");
+    assert!(why.contains("lib/a.so"), "{why}");
+    let err = extract.expect_err("extract refuses the entry");
+    assert!(err.to_string().contains("lib/a.so"), "{err}");
+}
+
+/// An entry of two zstd frames is their concatenation, for the stream as for the
+/// ordinary unpack (the stream used to write only the first frame's bytes, and so
+/// gave up on such an archive).
+#[test]
+fn a_zstd_entry_of_two_frames_is_streamed_as_extract_reads_it() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let mut payload = zstd::stream::encode_all(&b"first, "[..], 19).expect("compress");
+    payload.extend(zstd::stream::encode_all(&b"second"[..], 3).expect("compress"));
+    let (zip, index) = zstd_entry_zip("lib/a.so", &payload, b"first, second");
+    let (stream, extract) = stream_and_extract(t.path(), &zip, &index);
+    let s = stream.expect("the stream takes both frames");
+    assert_eq!(s.written.len(), 1);
+    s.syncer.finish(Vec::new()).expect("sync");
+    extract.expect("extract takes both frames");
+    for dir in ["stream", "extract"] {
+        let got = fs_err::read(t.path().join(dir).join("lib/a.so")).expect("read");
+        assert_eq!(got, b"first, second", "{dir}");
+    }
+}
+
 #[test]
 fn a_download_that_starts_over_ends_the_stream() {
     let t = tempfile::tempdir().expect("tempdir");

@@ -241,6 +241,28 @@ fn ensure_updates_the_bootstrapper_first_when_the_manifest_needs_a_newer_one() {
     );
     assert_eq!(event(&evs, "ready").expect("ready")["source"], "network");
     assert_eq!(version_of(&app).as_deref(), Some(newer.as_str()));
+    // The format moved with it: a manifest that needs 0.2.0 or later lists only the
+    // zstd archive, which the updated binary just installed.
+    let m: Value = serde_json::from_slice(
+        &fs_err::read(w.path("repo/channels/stable/manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    let v = &m["releases"][0]["variants"][0];
+    assert!(v.get("zstd_archive").is_none(), "{v}");
+    let archive = w.repo().join(format!(
+        "blobs/sha256/{}",
+        v["archive"]["sha256"].as_str().expect("sha")
+    ));
+    let mut zip = zip::ZipArchive::new(fs_err::File::open(&archive).expect("open")).expect("zip");
+    for i in 0..zip.len() {
+        let e = zip.by_index_raw(i).expect("entry");
+        assert_eq!(
+            e.compression(),
+            zip::CompressionMethod::Zstd,
+            "{}",
+            String::from_utf8_lossy(e.name_raw())
+        );
+    }
 
     // Offline, the error says how: the newer build is in the folder.
     let stick = w.path("stick");
