@@ -135,6 +135,32 @@ test('requirements per variant come from the right package index', { skip: proce
   assert.match(plan('windows-x86_64-cpu', 'core').how, /--output-file core\.txt core\.in/);
 });
 
+test('a CPU variant installs torch from PyTorch\'s CPU index: compiled CUDA pins are refused', { skip: process.platform === 'win32' }, () => {
+  const script = path.join(REPO, '.github', 'scripts', 'compile-requirements');
+  const check = (variant, file) => spawnSync('bash', [script, '--check-cpu', variant, file], { encoding: 'utf8' });
+  const dir = tmp();
+  const write = (name, text) => { const f = path.join(dir, name); fs.writeFileSync(f, text); return f; };
+  const cpu = write('cpu.txt', 'torch==2.15.0+cpu \\\n    --hash=sha256:00\nnumpy==2.3.0 \\\n    --hash=sha256:11\n');
+  const plain = write('plain.txt', 'torch==2.15.0 \\\n    --hash=sha256:00\n');
+  // the committed full-cpu.txt is PyPI's Linux set: torch's CUDA build and its nvidia-* wheels
+  const pypi = path.join(REPO, 'backend', 'requirements', 'full-cpu.txt');
+  let r = check('linux-x86_64-cpu', cpu);
+  assert.equal(r.status, 0, r.stderr);
+  r = check('linux-x86_64-cpu', pypi);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /pins CUDA wheels for a CPU variant: .*nvidia-cublas==/);
+  assert.match(r.stderr, /download\.pytorch\.org\/whl\/cpu/);
+  r = check('windows-x86_64-cpu', plain);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /pins torch==2\.15\.0, not a \+cpu build/);
+  // macOS wheels on the CPU index carry no local version
+  assert.equal(check('macos-x86_64-cpu', plain).status, 0);
+  assert.equal(check('linux-x86_64-cpu', write('none.txt', 'numpy==2.3.0\n')).status, 1);
+  // the engine job pins through the script, so the check runs before every CPU build
+  const engine = release.jobs.engine.steps.map((s) => s.run || '').join('\n');
+  assert.match(engine, /\.github\/scripts\/compile-requirements "\$VARIANT" full/);
+});
+
 test('ci.yml: Linux runs .ci/run; Windows and macOS build both binaries, test, freeze and check the core engine', () => {
   assert.ok(ci.jobs.linux.steps.some((s) => s.run === '.ci/run'));
   const runners = ci.jobs.portable.strategy.matrix.include.map((m) => m.runner);
