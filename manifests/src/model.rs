@@ -126,10 +126,20 @@ impl Variant {
 
     /// Every archive of the variant, the one to fetch first.
     pub fn archives(&self) -> Vec<&Blob> {
-        let mut out = vec![self.archive_to_fetch()];
-        if self.zstd_archive.is_some() {
-            out.push(&self.archive);
+        self.labelled_archives()
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect()
+    }
+
+    /// Every archive of the variant with how messages name it (`zstd archive`,
+    /// `archive`), the one to fetch first.
+    pub fn labelled_archives(&self) -> Vec<(&'static str, &Blob)> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(z) = &self.zstd_archive {
+            out.push(("zstd archive", z));
         }
+        out.push(("archive", &self.archive));
         out
     }
 }

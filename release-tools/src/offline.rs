@@ -120,17 +120,11 @@ pub fn choose(
         for r in &releases {
             let Some(v) = r.variant(id) else { continue };
             let at = format!("{id} {}", r.version);
-            let archives = if skip_deflate {
-                vec![v.archive_to_fetch()]
-            } else {
-                v.archives()
-            };
-            for a in archives {
-                let what = if Some(a) == v.zstd_archive.as_ref() {
-                    "zstd archive"
-                } else {
-                    "archive"
-                };
+            let mut archives = v.labelled_archives();
+            if skip_deflate {
+                archives.truncate(1);
+            }
+            for (what, a) in archives {
                 blobs
                     .entry(a.sha256)
                     .or_insert_with(|| (a.clone(), format!("{at} {what}")));

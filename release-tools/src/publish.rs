@@ -341,12 +341,11 @@ pub fn publish(args: &PublishArgs) -> Result<Manifest> {
     let mut problems: Vec<String> = validate(&m).iter().map(ToString::to_string).collect();
     for r in &m.releases {
         for v in &r.variants {
-            let mut blobs = vec![("archive", v.archive.clone()), ("index", v.index.blob())];
-            if let Some(z) = &v.zstd_archive {
-                blobs.push(("zstd archive", z.clone()));
-            }
+            let index = v.index.blob();
+            let mut blobs = v.labelled_archives();
+            blobs.push(("index", &index));
             for (what, blob) in blobs {
-                if let Some(p) = missing_blob(&repo, &blob) {
+                if let Some(p) = missing_blob(&repo, blob) {
                     problems.push(format!("{} {} {what}: {p}", v.id, r.version));
                 }
             }

@@ -85,9 +85,8 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
     for r in &m.releases {
         for v in &r.variants {
             let at = format!("{} {}", v.id, r.version);
-            blobs.insert(v.archive.sha256, (v.archive.size, format!("{at} archive")));
-            if let Some(z) = &v.zstd_archive {
-                blobs.insert(z.sha256, (z.size, format!("{at} zstd archive")));
+            for (what, a) in v.labelled_archives() {
+                blobs.insert(a.sha256, (a.size, format!("{at} {what}")));
             }
             if let Some(p) =
                 crate::publish::unreadable_by_oldest(&repo, &m.min_bootstrapper, &v.archive)
@@ -108,11 +107,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
                                 .iter()
                                 .map(|p| format!("{at} index {p}")),
                         );
-                        let mut archives = vec![("archive", &v.archive)];
-                        if let Some(z) = &v.zstd_archive {
-                            archives.push(("zstd archive", z));
-                        }
-                        for (what, a) in archives {
+                        for (what, a) in v.labelled_archives() {
                             if let Some(p) = zip_mismatch(&repo.blob_path(&a.sha256), &idx) {
                                 problems.push(format!("{at} {what}: {p}"));
                             }
