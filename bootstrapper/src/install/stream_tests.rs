@@ -44,19 +44,24 @@ fn grow(archive: &Path, partial: &Path, follow: &Follow, ready: impl Fn() -> boo
     waited
 }
 
-#[test]
-fn files_are_written_while_the_archive_still_grows() {
+/// Packs a big library, a smaller one and small files with `make`, streams the
+/// archive while it grows (its last 64 KiB held back until the big file is written)
+/// and checks every file.
+fn streams_while_growing(
+    make: fn(&Path, &[Item<'_>]) -> (std::path::PathBuf, FileIndex),
+    big_len: usize,
+    seed: u64,
+) {
     let t = tempfile::tempdir().expect("tempdir");
-    let (big, filler) = (noise(3 << 20, 7), noise(512 << 10, 9));
-    let (archive, index) = bundle(
-        t.path(),
-        &[
-            Item::File("lib/big.so", &big),
-            Item::File("lib/later.so", &filler),
-            Item::File("a/x.pyc", b"x"),
-            Item::File("a/y.pyc", b"yy"),
-        ],
-    );
+    let (big, filler) = (noise(big_len, seed), noise(512 << 10, seed + 2));
+    let items = [
+        Item::File("lib/big.so", &big),
+        Item::File("lib/later.so", &filler),
+        Item::File("a/x.pyc", b"x"),
+        Item::File("a/y.pyc", b"yy"),
+        Item::File("a/empty", b""),
+    ];
+    let (archive, index) = make(t.path(), &items);
     let (partial, dest) = (t.path().join("p.partial"), t.path().join("dest"));
     fs_err::create_dir_all(&dest).expect("mkdir");
     let follow = Arc::new(Follow::default());
@@ -66,7 +71,6 @@ fn files_are_written_while_the_archive_still_grows() {
         dest.clone(),
         Arc::clone(&follow),
     );
-    // The archive's last bytes are held back until the stream has written the big file.
     let early = grow(&archive, &partial, &follow, || {
         stream.done() >= big.len() as u64
     });
@@ -76,48 +80,35 @@ fn files_are_written_while_the_archive_still_grows() {
     written.sort();
     assert_eq!(
         written,
-        ["a/x.pyc", "a/y.pyc", "lib/big.so", "lib/later.so"]
+        [
+            "a/empty",
+            "a/x.pyc",
+            "a/y.pyc",
+            "lib/big.so",
+            "lib/later.so"
+        ]
     );
     s.syncer.finish(Vec::new()).expect("sync");
-    assert_eq!(fs_err::read(dest.join("lib/big.so")).expect("read"), big);
-    assert_eq!(fs_err::read(dest.join("a/y.pyc")).expect("read"), b"yy");
+    for item in &items {
+        let Item::File(name, bytes) = item else {
+            continue;
+        };
+        assert_eq!(
+            fs_err::read(dest.join(name)).expect("read"),
+            *bytes,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn files_are_written_while_the_archive_still_grows() {
+    streams_while_growing(bundle, 3 << 20, 7);
 }
 
 #[test]
 fn zstd_entries_are_written_while_the_archive_still_grows() {
-    let t = tempfile::tempdir().expect("tempdir");
-    let (big, filler) = (noise(4 << 20, 11), noise(512 << 10, 13));
-    let (archive, index) = zstd_bundle(
-        t.path(),
-        &[
-            Item::File("lib/big.so", &big),
-            Item::File("lib/later.so", &filler),
-            Item::File("a/x.pyc", b"x"),
-            Item::File("a/empty", b""),
-        ],
-    );
-    let (partial, dest) = (t.path().join("p.partial"), t.path().join("dest"));
-    fs_err::create_dir_all(&dest).expect("mkdir");
-    let follow = Arc::new(Follow::default());
-    let stream = Stream::start(
-        partial.clone(),
-        index.clone(),
-        dest.clone(),
-        Arc::clone(&follow),
-    );
-    let early = grow(&archive, &partial, &follow, || {
-        stream.done() >= big.len() as u64
-    });
-    let s = stream.join().expect("streams");
-    assert!(early, "nothing was unpacked before the download ended");
-    assert_eq!(s.written.len(), 4);
-    s.syncer.finish(Vec::new()).expect("sync");
-    assert_eq!(fs_err::read(dest.join("lib/big.so")).expect("read"), big);
-    assert_eq!(
-        fs_err::read(dest.join("lib/later.so")).expect("read"),
-        filler
-    );
-    assert_eq!(fs_err::read(dest.join("a/empty")).expect("read"), b"");
+    streams_while_growing(zstd_bundle, 4 << 20, 11);
 }
 
 /// A zstd frame that asks for a 128 MiB window (more than [`ZSTD_WINDOW_LOG_MAX`]
