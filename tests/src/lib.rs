@@ -288,6 +288,17 @@ impl World {
 
     /// Publishes the stable channel signed with `key` (relative to the world).
     pub fn publish_with(&self, key: &str, extra: &[&str]) {
+        let out = self.publish_raw(key, extra);
+        assert!(
+            out.status.success(),
+            "peft-release publish: {}",
+            stderr(&out)
+        );
+    }
+
+    /// `peft-release publish` of the stable channel signed with `key` (relative to
+    /// the world), whatever the outcome.
+    pub fn publish_raw(&self, key: &str, extra: &[&str]) -> Output {
         let (repo, key) = (self.s("repo"), self.s(key));
         let mut args = vec![
             "publish",
@@ -299,7 +310,7 @@ impl World {
             &key,
         ];
         args.extend_from_slice(extra);
-        release(&args);
+        release_raw(&args)
     }
 
     /// `peft-bootstrap <cmd> --json` against `url` with the world's key and a cache.

@@ -9,9 +9,7 @@ use std::path::Path;
 
 use peft_e2e::selfbuild::closed_port_url;
 use peft_e2e::server::Server;
-use peft_e2e::{
-    MIB, World, assert_installed_equals, event, events, exit, ready_dir, release_raw, stderr,
-};
+use peft_e2e::{MIB, World, assert_installed_equals, event, events, exit, ready_dir, stderr};
 use serde_json::Value;
 
 fn manifest(w: &World) -> Value {
@@ -122,17 +120,7 @@ fn a_zstd_only_archive_is_refused_while_older_bootstrappers_are_accepted() {
     let input = w.path("input");
     peft_e2e::sample_bundle(&input, 33, MIB);
     w.pack_dir("1.0.0", &input, &["--format", "zstd", "--zstd-level", "3"]);
-    let (repo, key) = (w.s("repo"), w.s("keys/release.key"));
-    let args = [
-        "publish",
-        "--repo",
-        &repo,
-        "--channel",
-        "stable",
-        "--key",
-        &key,
-    ];
-    let out = release_raw(&args);
+    let out = w.publish_raw("keys/release.key", &[]);
     // Refused like every other problem found before signing (exit 4).
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let why = stderr(&out);
@@ -141,10 +129,7 @@ fn a_zstd_only_archive_is_refused_while_older_bootstrappers_are_accepted() {
         "{why}"
     );
     assert!(!w.path("repo/channels/stable/manifest.json").exists());
-    let mut args = args.to_vec();
-    args.extend(["--min-bootstrapper", "0.2.0"]);
-    let out = release_raw(&args);
-    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    w.publish(&["--min-bootstrapper", "0.2.0"]);
     let server = Server::start(&w.repo());
     let out = w.run("ensure", &server.url(), "cache", &[]);
     assert_eq!(exit(&out), 0, "{}", stderr(&out));

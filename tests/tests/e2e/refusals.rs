@@ -138,15 +138,7 @@ fn a_manifest_signed_by_another_key_is_refused() {
     let w = World::new();
     release(&["keygen", "--out", &w.s("other")]);
     w.pack("1.0.0", 10, MIB);
-    release(&[
-        "publish",
-        "--repo",
-        &w.s("repo"),
-        "--channel",
-        "stable",
-        "--key",
-        &w.s("other/release.key"),
-    ]);
+    w.publish_with("other/release.key", &[]);
     let server = Server::start(&w.repo());
     let out = w.run("ensure", &server.url(), "cache", &[]);
     assert_refused(&w, &out, "cache", "not trusted", "untrusted_key");
