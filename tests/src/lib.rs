@@ -350,16 +350,16 @@ impl World {
     /// fetches for the published manifest's first variant: its zstd archive when
     /// it has one, else `archive`.
     pub fn archive_path(&self) -> String {
-        let m: Value = serde_json::from_slice(
-            &fs_err::read(self.path("repo/channels/stable/manifest.json")).expect("manifest"),
-        )
-        .expect("manifest json");
-        let v = &m["releases"][0]["variants"][0];
-        let sha = v["zstd_archive"]["sha256"]
-            .as_str()
-            .or_else(|| v["archive"]["sha256"].as_str())
-            .expect("archive sha256");
-        format!("blobs/sha256/{sha}")
+        self.manifest().releases[0].variants[0]
+            .archive_to_fetch()
+            .path()
+    }
+
+    /// The published stable manifest.
+    pub fn manifest(&self) -> peft_manifest::Manifest {
+        let bytes =
+            fs_err::read(self.path("repo/channels/stable/manifest.json")).expect("manifest");
+        peft_manifest::Manifest::from_json(&bytes).expect("a manifest")
     }
 
     /// The size of that archive.

@@ -8,7 +8,6 @@ use std::process::Output;
 use peft_e2e::selfbuild::{closed_port_url, current_bootstrapper, flip_byte, place};
 use peft_e2e::server::Server;
 use peft_e2e::{MIB, World, event, events, exit, release, sample_bundle, stderr, tree};
-use serde_json::Value;
 
 /// `peft-release offline` of the stable channel into `w/<out>`.
 fn make_offline(w: &World, out: &str, variants: &[&str]) -> PathBuf {
@@ -38,27 +37,15 @@ fn pack_variant(w: &World, version: &str, variant: &str, seed: u64, catalog: Opt
     w.pack_as(version, &input, variant, &extra);
 }
 
-/// The channel manifest of the world's repository, as JSON.
-fn manifest(w: &World) -> Value {
-    let bytes = fs_err::read(w.path("repo/channels/stable/manifest.json")).expect("read manifest");
-    serde_json::from_slice(&bytes).expect("manifest json")
-}
-
 /// `blobs/sha256/<hex>` of the archive this bootstrapper fetches for `variant` in
 /// the newest release (its zstd archive when it has one).
 fn archive_path(w: &World, variant: &str) -> String {
-    let m = manifest(w);
-    let v = m["releases"][0]["variants"]
-        .as_array()
-        .expect("variants")
-        .iter()
-        .find(|v| v["id"] == variant)
+    let m = w.manifest();
+    m.releases[0]
+        .variant(variant)
         .unwrap_or_else(|| panic!("{variant} not in the manifest"))
-        .clone();
-    let fetched = v["zstd_archive"]["sha256"]
-        .as_str()
-        .or_else(|| v["archive"]["sha256"].as_str());
-    format!("blobs/sha256/{}", fetched.expect("hex"))
+        .archive_to_fetch()
+        .path()
 }
 
 fn blob_count(dir: &Path) -> usize {

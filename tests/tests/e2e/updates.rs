@@ -34,21 +34,11 @@ fn next_version(w: &World, from: &str, to: &str, seed: u64) -> std::path::PathBu
 }
 
 fn archive_size(w: &World, version: &str) -> u64 {
-    let m: serde_json::Value = serde_json::from_slice(
-        &fs_err::read(w.path("repo/channels/stable/manifest.json")).expect("m"),
-    )
-    .expect("json");
-    let r = m["releases"]
-        .as_array()
-        .expect("releases")
-        .iter()
-        .find(|r| r["version"] == version)
+    let m = w.manifest();
+    let r = m
+        .release(&version.parse().expect("version"))
         .expect("release");
-    let v = &r["variants"][0];
-    v["zstd_archive"]["size"]
-        .as_u64()
-        .or_else(|| v["archive"]["size"].as_u64())
-        .expect("size")
+    r.variants[0].archive_to_fetch().size
 }
 
 #[test]
