@@ -142,8 +142,10 @@ pub(super) fn add_duplicates(
             set_mode(&out, f.mode).map_err(|e| Error::storage("setting the mode of", &path, e))?;
             syncer.add(out);
         }
-        done += f.size;
-        reporter.progress(Phase::Extract, done, total);
+        if f.size > 0 {
+            done += f.size;
+            reporter.progress(Phase::Extract, done, total);
+        }
     }
     if total == 0 {
         // Empty files only: the loop reported nothing, so close the phase here.

@@ -19,7 +19,6 @@
 //! the ordinary way, which also gives any refusal its usual message.
 
 use fs_err::File;
-use std::collections::HashSet;
 use std::io::{self, BufReader, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,7 +28,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use peft_manifest::limits::MAX_BLOB;
-use peft_manifest::{FileEntry, FileIndex, check_entry_path};
+use peft_manifest::{FileIndex, check_entry_path};
+use zstd::zstd_safe::{DCtx, DParameter, ResetDirective};
 
 use super::durable::Syncer;
 use super::extract::{workers, write_verified};
@@ -41,6 +41,9 @@ const CENTRAL_HEADER: u32 = 0x0201_4b50;
 const END_OF_CENTRAL: u32 = 0x0605_4b50;
 /// Entries waiting for a worker at most (each is a few numbers, not data).
 const QUEUE: usize = 64;
+/// What a worker reads the archive with, and copies each file through (its
+/// hashing and writing): 256 KiB, well past where larger reads stop paying.
+const BUF: usize = 256 << 10;
 
 /// How far the partial file is written; shared by the fetcher and the stream.
 #[derive(Debug, Default)]
@@ -136,10 +139,23 @@ impl Read for Tail<'_> {
 /// What a finished stream leaves for the caller.
 #[derive(Debug)]
 pub struct Streamed {
-    /// The carriers written and verified.
-    pub written: HashSet<String>,
+    /// Which files of the index were written and verified, by their position in
+    /// it (see [`FileIndex::carrier_mask`]).
+    pub written: Vec<bool>,
     /// Their files, still being synced.
     pub syncer: Syncer,
+}
+
+impl Streamed {
+    /// The paths of the files written, in index order.
+    pub fn paths<'a>(&'a self, index: &'a FileIndex) -> impl Iterator<Item = &'a str> + 'a {
+        index
+            .files
+            .iter()
+            .zip(&self.written)
+            .filter(|(_, w)| **w)
+            .map(|(f, _)| f.path.as_str())
+    }
 }
 
 /// How an entry's bytes are stored (zip compression methods 0, 8 and 93).
@@ -152,8 +168,8 @@ enum Method {
 
 /// One entry, located and checked, for a worker.
 struct Job {
-    name: String,
-    want: FileEntry,
+    /// Its file's position in the index.
+    pos: usize,
     data: u64,
     compressed: u64,
     method: Method,
@@ -171,7 +187,13 @@ pub struct Stream {
 impl Stream {
     /// Starts following `partial` (once the fetcher's first attempt begins) and
     /// unpacking it into the empty folder `dest`.
-    pub fn start(partial: PathBuf, index: FileIndex, dest: PathBuf, follow: Arc<Follow>) -> Stream {
+    pub fn start(
+        partial: PathBuf,
+        index: impl Into<Arc<FileIndex>>,
+        dest: PathBuf,
+        follow: Arc<Follow>,
+    ) -> Stream {
+        let index = index.into();
         let done = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&done);
         let (alive, ended) = channel();
@@ -222,12 +244,14 @@ fn run(
     let failed = AtomicBool::new(false);
     let (tx, rx) = sync_channel::<Job>(QUEUE);
     let rx = Mutex::new(rx);
+    let large = Shared::default();
     let workers = workers();
     let (parsed, results) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| {
-                    let mut buf = vec![0u8; 1 << 20];
+                    let mut buf = vec![0u8; BUF];
+                    let mut small = None;
                     let mut written = Vec::new();
                     let mut error = None;
                     loop {
@@ -240,44 +264,40 @@ fn run(
                         if failed.load(Ordering::Relaxed) {
                             continue;
                         }
-                        let mut tail = Tail {
+                        let Some(want) = index.files.get(job.pos) else {
+                            continue;
+                        };
+                        let tail = Tail {
                             follow,
                             file: &file,
                             attempt,
                             pos: job.data,
                             end: job.data + job.compressed,
                         };
-                        let path = dest.join(&job.name);
+                        // A small entry gets a small buffer: there are thousands.
+                        let cap = BUF.min(job.compressed as usize).max(4096);
+                        let input = BufReader::with_capacity(cap, tail);
+                        let (name, path) = (want.path.as_str(), dest.join(&want.path));
+                        let mut write =
+                            |r: &mut dyn Read| write_verified(r, &path, name, want, &mut buf, done);
                         let r = match job.method {
                             Method::Deflate => {
-                                let mut inflate = flate2::read::DeflateDecoder::new(
-                                    BufReader::with_capacity(256 << 10, tail),
-                                );
-                                write_verified(
-                                    &mut inflate,
-                                    &path,
-                                    &job.name,
-                                    &job.want,
-                                    &mut buf,
-                                    done,
-                                )
+                                Ok(write(&mut flate2::bufread::DeflateDecoder::new(input)))
                             }
-                            Method::Zstd => match zstd_reader(tail) {
-                                Ok(mut z) => write_verified(
-                                    &mut z, &path, &job.name, &job.want, &mut buf, done,
-                                ),
-                                Err(e) => {
-                                    Err(crate::error::Error::storage("starting zstd for", &path, e))
-                                }
-                            },
-                            Method::Stored => write_verified(
-                                &mut tail, &path, &job.name, &job.want, &mut buf, done,
-                            ),
-                        };
+                            Method::Stored => Ok(write(&mut input.into_inner())),
+                            Method::Zstd if want.size > SMALL_ENTRY => {
+                                large.with(|ctx| Ok(write(&mut zstd_reader(input, ctx)?)))
+                            }
+                            Method::Zstd => context(&mut small)
+                                .and_then(|ctx| Ok(write(&mut zstd_reader(input, ctx)?))),
+                        }
+                        .unwrap_or_else(|e| {
+                            Err(crate::error::Error::storage("starting zstd for", &path, e))
+                        });
                         match r {
                             Ok(f) => {
                                 syncer.add(f);
-                                written.push(job.name);
+                                written.push(job.pos);
                             }
                             Err(e) => {
                                 failed.store(true, Ordering::Relaxed);
@@ -299,11 +319,16 @@ fn run(
             .collect();
         (parsed, results)
     });
-    parsed?;
-    let mut written = HashSet::new();
+    // A worker's error first: the reader then only says that a worker failed.
+    let mut written = vec![false; index.files.len()];
     for r in results {
-        written.extend(r?);
+        for pos in r? {
+            if let Some(w) = written.get_mut(pos) {
+                *w = true;
+            }
+        }
     }
+    parsed?;
     Ok(Streamed { written, syncer })
 }
 
@@ -316,8 +341,8 @@ fn parse(
     tx: &std::sync::mpsc::SyncSender<Job>,
     failed: &AtomicBool,
 ) -> Result<(), String> {
-    let carriers: HashSet<&str> = index.carriers().iter().map(|f| f.path.as_str()).collect();
-    let mut seen = HashSet::new();
+    let carrier = index.carrier_mask();
+    let mut seen = vec![false; index.files.len()];
     let mut pos = 0u64;
     let read = |pos: u64, n: usize| -> Result<Vec<u8>, String> {
         let mut v = vec![0u8; n];
@@ -347,8 +372,7 @@ fn parse(
         let (name_len, extra_len) = (u16_at(22), u16_at(24));
         let rest = read(pos + 30, (name_len + extra_len) as usize)?;
         let name = std::str::from_utf8(&rest[..name_len as usize])
-            .map_err(|_| format!("a name that is not UTF-8 at byte {pos}"))?
-            .to_string();
+            .map_err(|_| format!("a name that is not UTF-8 at byte {pos}"))?;
         if flags & 0b1001 != 0 {
             return Err(format!(
                 "{name:?} is encrypted or has no sizes in its header"
@@ -358,12 +382,14 @@ fn parse(
             (size, compressed) = zip64_sizes(&rest[name_len as usize..], size, compressed)
                 .ok_or_else(|| format!("{name:?} has no readable zip64 sizes"))?;
         }
-        check_entry_path(&name).map_err(|p| format!("{name:?} {p}"))?;
-        let want = index
-            .get(&name)
-            .filter(|_| carriers.contains(name.as_str()))
+        check_entry_path(name).map_err(|p| format!("{name:?} {p}"))?;
+        let (at, want) = index
+            .position(name)
+            .filter(|&i| carrier.get(i) == Some(&true))
+            .and_then(|i| Some((i, index.files.get(i)?)))
             .ok_or_else(|| format!("{name:?} is not a carrier in the signed index"))?;
-        if size != want.size || !seen.insert(name.clone()) {
+        let first = seen.get_mut(at).map(|s| !std::mem::replace(s, true));
+        if size != want.size || first != Some(true) {
             return Err(format!("{name:?} is repeated or not of its signed size"));
         }
         let method = match method {
@@ -381,8 +407,7 @@ fn parse(
                 format!("{name:?} claims {compressed} bytes, past the largest archive")
             })?;
         let job = Job {
-            name,
-            want: want.clone(),
+            pos: at,
             data,
             compressed,
             method,
@@ -394,22 +419,105 @@ fn parse(
     Err("a worker failed".into())
 }
 
+/// Files up to this size are decoded with their worker's own zstd context; larger
+/// ones take turns with one shared context. A context keeps the largest window it
+/// has decoded (8 MiB for large files at `pack`'s level 19), so one per worker made
+/// the unpack hold a window per core; this way it holds one large window, and each
+/// worker's own stays at most this size. Large files are most of the bytes but
+/// decoding is the cheap part of their work (a worker also hashes and writes), and
+/// the download, not the unpack, is what they wait for.
+const SMALL_ENTRY: u64 = 1 << 20;
+
+/// The zstd context that workers share for large files, made by the first that
+/// needs it.
+#[derive(Default)]
+struct Shared {
+    slot: Mutex<Slot>,
+    returned: Condvar,
+}
+
+#[derive(Default)]
+struct Slot {
+    context: Option<DCtx<'static>>,
+    /// A worker has it.
+    taken: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` with the shared context, waiting while another worker has it.
+    fn with<T>(&self, f: impl FnOnce(&mut DCtx<'static>) -> io::Result<T>) -> io::Result<T> {
+        let mut turn = {
+            let mut slot = self.lock();
+            while slot.taken {
+                slot = self
+                    .returned
+                    .wait(slot)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            slot.taken = true;
+            Turn {
+                shared: self,
+                context: slot.context.take(),
+            }
+        };
+        context(&mut turn.context).and_then(f)
+    }
+}
+
+/// A worker's turn with the shared context; it is given back however the turn
+/// ends (a panic too, or the other workers would wait for ever).
+struct Turn<'a> {
+    shared: &'a Shared,
+    context: Option<DCtx<'static>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut slot = self.shared.lock();
+        slot.context = self.context.take();
+        slot.taken = false;
+        self.shared.returned.notify_one();
+    }
+}
+
+/// The zstd context in `slot`, made there (with the window limit) if it is empty.
+fn context<'a>(slot: &'a mut Option<DCtx<'static>>) -> io::Result<&'a mut DCtx<'static>> {
+    if slot.is_none() {
+        let mut ctx = DCtx::try_create().ok_or_else(|| io::Error::other("out of memory"))?;
+        ctx.set_parameter(DParameter::WindowLogMax(ZSTD_WINDOW_LOG_MAX))
+            .map_err(zstd_error)?;
+        *slot = Some(ctx);
+    }
+    slot.as_mut()
+        .ok_or_else(|| io::Error::other("no zstd context"))
+}
+
+fn zstd_error(code: usize) -> io::Error {
+    io::Error::other(zstd::zstd_safe::get_error_name(code))
+}
+
 /// The largest zstd window an entry may ask for, as a power of two: 16 MiB, twice
 /// what `peft-release pack`'s highest level (19) uses. Each worker holds one window,
 /// so this bounds the unpack's memory even for bytes not yet verified.
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 
-/// A zstd decoder of one entry's data, reading ahead 256 KiB at a time. It decodes
-/// every frame up to the entry's end, as the `zip` crate does for the ordinary
-/// unpack, so both take the same entries: an entry of several frames is their
-/// concatenation, and bytes after a frame that are no frame are refused (a decoder
-/// that stopped after the first frame took those, while `extract`, offline installs
-/// and repairs refused the same archive).
-pub(super) fn zstd_reader<R: Read>(input: R) -> io::Result<impl Read> {
-    let mut z =
-        zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(256 << 10, input))?;
-    z.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
-    Ok(z)
+/// A zstd decoder of one entry's data with `ctx` (reset first, so nothing of an
+/// entry that failed half-way carries over). It decodes every frame up to the
+/// entry's end, as the `zip` crate does for the ordinary unpack, so both take the
+/// same entries: an entry of several frames is their concatenation, and bytes after
+/// a frame that are no frame are refused (a decoder that stopped after the first
+/// frame took those, while `extract`, offline installs and repairs refused the same
+/// archive).
+pub(super) fn zstd_reader<'a, R: Read>(
+    input: BufReader<R>,
+    ctx: &'a mut DCtx<'static>,
+) -> io::Result<zstd::stream::read::Decoder<'a, BufReader<R>>> {
+    ctx.reset(ResetDirective::SessionOnly).map_err(zstd_error)?;
+    Ok(zstd::stream::read::Decoder::with_context(input, ctx))
 }
 
 /// The 64-bit sizes from a local header's zip64 extra field (uncompressed first).

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::install::fixture::{Item, bundle, streamed_bundle, zstd_bundle};
+use peft_manifest::FileEntry;
 
 /// Bytes that deflate only a little, so the archive is not tiny.
 fn noise(n: usize, seed: u64) -> Vec<u8> {
@@ -76,8 +77,7 @@ fn streams_while_growing(
     });
     let s = stream.join().expect("streams");
     assert!(early, "nothing was unpacked before the download ended");
-    let mut written: Vec<_> = s.written.into_iter().collect();
-    written.sort();
+    let written: Vec<_> = s.paths(&index).collect();
     assert_eq!(
         written,
         [
@@ -113,11 +113,18 @@ fn zstd_entries_are_written_while_the_archive_still_grows() {
 
 /// A zstd frame that asks for a 128 MiB window (more than [`ZSTD_WINDOW_LOG_MAX`]
 /// allows) is refused before its window is allocated: a server cannot make each
-/// worker hold that much memory with bytes that are not verified yet.
+/// worker hold that much memory with bytes that are not verified yet. Small files
+/// (a worker's own context) and large ones (the shared context) alike.
 #[test]
 fn a_zstd_window_above_the_limit_ends_the_stream() {
+    for len in [64 << 10, SMALL_ENTRY as usize + 1] {
+        window_above_the_limit_ends_the_stream(len);
+    }
+}
+
+fn window_above_the_limit_ends_the_stream(len: usize) {
     let t = tempfile::tempdir().expect("tempdir");
-    let data = noise(64 << 10, 5);
+    let data = noise(len, 5);
     let frame = {
         let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("encoder");
         e.window_log(27).expect("window");
@@ -261,7 +268,7 @@ fn a_zstd_entry_of_two_frames_is_streamed_as_extract_reads_it() {
     let (zip, index) = zstd_entry_zip("lib/a.so", &payload, b"first, second");
     let (stream, extract) = stream_and_extract(t.path(), &zip, &index);
     let s = stream.expect("the stream takes both frames");
-    assert_eq!(s.written.len(), 1);
+    assert_eq!(s.paths(&index).count(), 1);
     s.syncer.finish(Vec::new()).expect("sync");
     extract.expect("extract takes both frames");
     for dir in ["stream", "extract"] {
@@ -368,4 +375,43 @@ fn a_zip64_compressed_size_near_u64_max_ends_the_stream_without_overflow() {
     let why = stream.join().expect_err("refused");
     assert!(why.contains("past the largest archive"), "{why}");
     assert!(!dest.join("a").exists());
+}
+
+/// Workers take turns with the shared context: never two at once, it is kept for
+/// the next turn, and a turn that panics still gives it back.
+#[test]
+fn large_entries_take_turns_with_one_context() {
+    use std::sync::atomic::AtomicUsize;
+    let shared = Shared::default();
+    let (inside, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..20 {
+                    shared
+                        .with(|_| {
+                            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_micros(200));
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                            Ok(())
+                        })
+                        .expect("a turn");
+                }
+            });
+        }
+    });
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        1,
+        "two workers held it at once"
+    );
+    let panicked = std::thread::scope(|s| {
+        s.spawn(|| shared.with(|_| -> io::Result<()> { panic!("a worker fails") }))
+            .join()
+            .is_err()
+    });
+    assert!(panicked);
+    shared.with(|_| Ok(())).expect("given back after the panic");
+    assert!(shared.lock().context.is_some(), "kept for the next turn");
 }

@@ -14,6 +14,9 @@ use crate::error::human_bytes;
 pub struct HumanReporter {
     tty: bool,
     bar: Mutex<Option<Bar>>,
+    /// The phase whose bar ended last: more reports that it is complete (the
+    /// install's last steps repeat it) open no new bar.
+    ended: Mutex<Option<Phase>>,
 }
 
 /// The phase in progress and what its summary needs.
@@ -64,6 +67,7 @@ impl HumanReporter {
         HumanReporter {
             tty: std::io::stderr().is_terminal(),
             bar: Mutex::new(None),
+            ended: Mutex::new(None),
         }
     }
 
@@ -87,6 +91,9 @@ impl HumanReporter {
         let total = b.bar.length().unwrap_or(0);
         if b.bar.position() < total || total == 0 {
             return;
+        }
+        if let Ok(mut ended) = self.ended.lock() {
+            *ended = Some(b.phase);
         }
         let secs = b.start.elapsed().as_secs_f64().max(0.001);
         let moved = b.moved();
@@ -132,6 +139,10 @@ impl HumanReporter {
         };
         if slot.as_ref().is_some_and(|b| b.phase != phase) {
             self.finish_bar(&mut slot);
+        }
+        let ended = self.ended.lock().ok().and_then(|e| *e);
+        if slot.is_none() && done >= total && ended == Some(phase) {
+            return;
         }
         let resumed = resumed_from.unwrap_or(0);
         // A download that starts over (the server ignored the range) is a new bar.

@@ -167,6 +167,44 @@ fn the_terminal_says_it_retries_at_once_and_keeps_a_summary_line() {
     assert!(summary.contains("resumed at 1.0 MB"), "{summary}");
 }
 
+/// The last steps of an install (linking the files whose content the archive
+/// carries under another name, empty ones included) report the phase complete
+/// again; the terminal still shows one "Installing" and one "Installed" line, not
+/// a pair for each such file (the real-library tree printed 25 pairs).
+#[test]
+fn the_terminal_says_installed_once_when_files_repeat_content() {
+    let w = World::new();
+    let input = w.path("input-1.0.0");
+    peft_e2e::sample_bundle(&input, 3, 2 * MIB);
+    let internal = input.join("peft_engine/_internal");
+    // Empty files, the last in index order: each one reports the phase complete.
+    fs_err::create_dir_all(internal.join("zz")).expect("mkdir");
+    for i in 0..5 {
+        fs_err::write(internal.join(format!("zz/empty{i}.py")), "").expect("write");
+    }
+    fs_err::copy(internal.join("libbig.so"), internal.join("libbig.so.1")).expect("copy");
+    w.pack_dir("1.0.0", &input, &[]);
+    w.publish(&[]);
+    let server = Server::start(&w.repo());
+    let out = peft_e2e::bootstrap()
+        .args([
+            "ensure",
+            "--manifest-url",
+            &server.url(),
+            "--trusted-key",
+            &w.s("keys/release.pub"),
+            "--cache-dir",
+            &w.s("cache"),
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(exit(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    let count = |start: &str| err.lines().filter(|l| l.starts_with(start)).count();
+    assert_eq!(count("Installing "), 1, "{err}");
+    assert_eq!(count("Installed "), 1, "{err}");
+}
+
 #[test]
 fn copying_from_an_offline_folder_is_phase_copy() {
     let w = World::new();
