@@ -28,11 +28,10 @@ use peft_manifest::{
 };
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
-use zip::write::{PreparedZipFile, SimpleFileOptions, ZipFileBuilder};
-use zip::{CompressionMethod, DateTime, ZipWriter};
 
 use crate::error::{ReleaseError, Result};
 use crate::layout::{Repo, write_atomic};
+use crate::zipout::{Codec, Coder, Compressed, ZipOut};
 
 /// What `pack` records for `publish`: one variant of one release.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,15 +118,15 @@ pub enum Method {
 }
 
 impl Method {
-    fn options(self) -> SimpleFileOptions {
-        let (method, level) = match self {
-            Method::Deflate => (CompressionMethod::Deflated, 6),
-            Method::Zstd(level) => (CompressionMethod::Zstd, level),
-        };
-        SimpleFileOptions::default()
-            .compression_method(method)
-            .compression_level(Some(level))
-            .last_modified_time(DateTime::default())
+    fn codec(self) -> Result<Codec> {
+        match self {
+            Method::Deflate => Ok(Codec::Deflate),
+            Method::Zstd(level) => i32::try_from(level).map(Codec::Zstd).map_err(|_| {
+                ReleaseError::Usage(format!(
+                    "the zstd level {level} is out of range; use 1 to 19"
+                ))
+            }),
+        }
     }
 
     /// How it is named in messages.
@@ -429,7 +428,7 @@ const AHEAD_BYTES: u64 = 1 << 30;
 #[derive(Default)]
 struct Ready {
     /// Finished entries by position, waiting to be written, with their unpacked size.
-    done: BTreeMap<usize, (Result<PreparedZipFile>, u64)>,
+    done: BTreeMap<usize, (Result<Compressed>, u64)>,
     /// Their unpacked bytes (more than they hold, so a safe bound).
     held: u64,
     /// The position the writer waits for: its worker never pauses, or the entries
@@ -438,8 +437,9 @@ struct Ready {
 }
 
 /// Writes the reproducible zip of `items` (carriers, in path order) with `method`.
-/// One worker per core compresses entries, each on its own, and checks every file
-/// against its hash while reading it; this thread writes them in order.
+/// One worker per core compresses entries, each on its own with the one compression
+/// context the worker keeps for the whole run, and checks every file against its
+/// hash while reading it; this thread writes them in order.
 fn write_zip(
     dest: &Path,
     items: &[(&Found, &FileEntry)],
@@ -454,13 +454,23 @@ fn write_zip(
     let ready = Mutex::new(Ready::default());
     let changed = Condvar::new();
     let lock = || ready.lock().unwrap_or_else(PoisonError::into_inner);
+    let codec = method.codec()?;
+    let coders = (0..workers)
+        .map(|_| Coder::new(codec))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| {
+            ReleaseError::Usage(format!(
+                "cannot start the {} compressor: {e}",
+                method.name()
+            ))
+        })?;
     let out = File::create(dest).map_err(|e| ReleaseError::io("creating", dest, e))?;
-    let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, out));
-    let zerr =
-        |e: zip::result::ZipError| ReleaseError::io("writing", dest, std::io::Error::other(e));
+    let mut zip = ZipOut::new(BufWriter::with_capacity(1 << 20, out));
+    let werr = |e: std::io::Error| ReleaseError::io("writing", dest, e);
     let written: Result<()> = std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
+        for mut coder in coders {
+            let (next, stop, changed, lock) = (&next, &stop, &changed, &lock);
+            s.spawn(move || {
                 let mut buf = vec![0u8; 1 << 20];
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -474,7 +484,7 @@ fn write_zip(
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    let prepared = compress(f, e, method, &mut buf);
+                    let prepared = compress(f, e, &mut coder, &mut buf);
                     let mut r = lock();
                     r.held += e.size;
                     r.done.insert(i, (prepared, e.size));
@@ -496,7 +506,8 @@ fn write_zip(
                         r = changed.wait(r).unwrap_or_else(PoisonError::into_inner);
                     }
                 };
-                zip.add_prepared_file(prepared?).map_err(zerr)?;
+                zip.add(&items[i].1.path, items[i].1.mode, &prepared?)
+                    .map_err(werr)?;
             }
             Ok(())
         })();
@@ -511,7 +522,7 @@ fn write_zip(
         result
     });
     written?;
-    let out = zip.finish().map_err(zerr)?;
+    let out = zip.finish().map_err(werr)?;
     let file = out
         .into_inner()
         .map_err(|e| ReleaseError::io("writing", dest, e.into_error()))?;
@@ -520,31 +531,27 @@ fn write_zip(
     Ok(())
 }
 
-/// Compresses one file into an entry, checking that it still has the bytes its
-/// index entry was made from.
-fn compress(f: &Found, e: &FileEntry, method: Method, buf: &mut [u8]) -> Result<PreparedZipFile> {
-    let options = method
-        .options()
-        .unix_permissions(e.mode)
-        .large_file(e.size >= u64::from(u32::MAX) - (1 << 20));
-    let zerr = |err: zip::result::ZipError| {
+/// Compresses one file into an entry with `coder`, checking that it still has the
+/// bytes its index entry was made from. The file is read in `buf`-sized pieces.
+fn compress(f: &Found, e: &FileEntry, coder: &mut Coder, buf: &mut [u8]) -> Result<Compressed> {
+    let cerr = |err: crate::zipout::CoderError| {
         ReleaseError::io("compressing", &f.path, std::io::Error::other(err))
     };
-    let mut builder = ZipFileBuilder::new(e.path.as_str(), options).map_err(zerr)?;
+    let mut sink = coder.entry(e.size).map_err(cerr)?;
     let mut input = File::open(&f.path).map_err(|err| ReleaseError::io("reading", &f.path, err))?;
     let changed = || {
         ReleaseError::Usage(format!(
-            "{} changed while it was being packed",
+            "{} changed while it was being packed; pack again once nothing writes to the input folder",
             f.path.display()
         ))
     };
-    match copy_capped(&mut input, &mut builder, e.size, buf, |_| {}) {
+    match copy_capped(&mut input, &mut sink, e.size, buf, |_| {}) {
         Ok((sha, n)) if sha == e.sha256 && n == e.size => {}
         Ok(_) | Err(CopyError::TooLong { .. }) => return Err(changed()),
         Err(CopyError::Read(err)) => return Err(ReleaseError::io("reading", &f.path, err)),
         Err(CopyError::Write(err)) => return Err(ReleaseError::io("compressing", &f.path, err)),
     }
-    builder.finish().map_err(zerr)
+    sink.finish().map_err(cerr)
 }
 
 /// Earlier releases of `variant` in the repository (published on any channel, or
