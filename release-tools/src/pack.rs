@@ -11,6 +11,13 @@
 //! compression method 93, which bootstrappers from [`peft_manifest::ZSTD_SINCE`] on
 //! download instead). Entries are compressed on all cores, each on its own (so an
 //! entry can still be read alone, by byte ranges), then written in path order.
+//!
+//! The zips are written by [`crate::zipout`], not the `zip` crate (which still reads
+//! them): each worker keeps one compression context for the whole run instead of a
+//! fresh one per entry, and pledges each entry's size to zstd, so every frame records
+//! its content size and a small file's frame asks its reader for a small window.
+//! The layout (sizes in every local header, never a data descriptor, zip64 fields
+//! only where a value overflows) is described there.
 
 use fs_err::File;
 use std::collections::BTreeMap;

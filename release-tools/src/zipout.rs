@@ -37,6 +37,8 @@ pub const ZSTD: u16 = 93;
 const FULL32: u64 = 0xFFFF_FFFF;
 /// Entry counts at or above this do not fit a 16-bit field.
 const FULL16: usize = 0xFFFF;
+/// The longest name a central header has room for.
+const MAX_NAME: usize = 0xFFFF - 46 - 28;
 /// The DOS date of 1980-01-01 (day 1, month 1, year 0); the time is 0.
 const DOS_DATE: u16 = 0x0021;
 
@@ -84,8 +86,14 @@ impl std::fmt::Debug for Coder {
     }
 }
 
-/// Grows `out` by at least this much before each compression call.
+/// Grows `out` by at least this much before each zstd call.
 const CHUNK: usize = 128 << 10;
+/// Deflate compresses into pieces of this size. zlib-rs's output depends on how much
+/// room each call has, and on the pieces of input it is given (by a few bytes in a
+/// megabyte): with 32 KiB, what `flate2::write::DeflateEncoder` gives it, and the
+/// 1 MiB pieces `pack` reads, the archives are byte for byte those the `zip` crate
+/// wrote for earlier releases.
+const DEFLATE_PIECE: usize = 32 << 10;
 
 impl Coder {
     pub fn new(codec: Codec) -> Result<Self, CoderError> {
@@ -134,6 +142,7 @@ impl Coder {
         Ok(EntrySink {
             coder: self,
             out: Vec::new(),
+            scratch: Vec::with_capacity(DEFLATE_PIECE),
             crc: crc32fast::Hasher::new(),
             size: 0,
         })
@@ -144,6 +153,8 @@ impl Coder {
 pub struct EntrySink<'c> {
     coder: &'c mut Coder,
     out: Vec<u8>,
+    /// Deflate's output, piece by piece.
+    scratch: Vec<u8>,
     crc: crc32fast::Hasher,
     size: u64,
 }
@@ -164,9 +175,14 @@ impl EntrySink<'_> {
             Engine::Deflate(c) => {
                 let mut done = 0;
                 while done < data.len() {
-                    self.out.reserve(CHUNK);
                     let before = c.total_in();
-                    c.compress_vec(&data[done..], &mut self.out, flate2::FlushCompress::None)?;
+                    self.scratch.clear();
+                    c.compress_vec(
+                        &data[done..],
+                        &mut self.scratch,
+                        flate2::FlushCompress::None,
+                    )?;
+                    self.out.extend_from_slice(&self.scratch);
                     done += (c.total_in() - before) as usize;
                 }
             }
@@ -192,10 +208,11 @@ impl EntrySink<'_> {
     pub fn finish(mut self) -> Result<Compressed, CoderError> {
         match &mut self.coder.engine {
             Engine::Deflate(c) => loop {
-                self.out.reserve(CHUNK);
-                if c.compress_vec(&[], &mut self.out, flate2::FlushCompress::Finish)?
-                    == flate2::Status::StreamEnd
-                {
+                self.scratch.clear();
+                let status =
+                    c.compress_vec(&[], &mut self.scratch, flate2::FlushCompress::Finish)?;
+                self.out.extend_from_slice(&self.scratch);
+                if status == flate2::Status::StreamEnd {
                     break;
                 }
             },
@@ -377,9 +394,11 @@ impl<W: Write> ZipOut<W> {
     /// Writes one entry: `name` (a relative path with '/'), the Unix permission bits
     /// `mode` (e.g. 0o644) and what a [`Coder`] made of its bytes.
     pub fn add(&mut self, name: &str, mode: u32, entry: &Compressed) -> io::Result<()> {
-        if name.len() > 0xFFFF - 64 {
+        // A central header (46 bytes, the name, at most 28 bytes of zip64 field) must
+        // fit in 65,535 bytes.
+        if name.len() > MAX_NAME {
             return Err(unfit(format!(
-                "the path {}... is {} bytes long; a zip entry's name must be shorter than 65,471 bytes",
+                "the path {}... is {} bytes long; a zip entry's name can have at most 65,461 bytes: shorten it",
                 name.chars().take(60).collect::<String>(),
                 name.len()
             )));
@@ -533,6 +552,41 @@ mod tests {
                 assert!(said.contains("No errors detected"), "{said}");
             }
         }
+    }
+
+    /// The Deflate archive is byte for byte what the `zip` crate (which `pack` used
+    /// before) writes for the same files, so an unchanged folder keeps its digest.
+    #[test]
+    fn deflate_archives_are_byte_for_byte_what_the_zip_crate_wrote() {
+        use zip::write::SimpleFileOptions;
+        let files = files();
+        let mut theirs = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
+        for (name, mode, bytes) in &files {
+            let options = SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated)
+                .compression_level(Some(6))
+                .last_modified_time(zip::DateTime::default())
+                .unix_permissions(*mode);
+            theirs.start_file(name.as_str(), options).expect("start");
+            for piece in bytes.chunks(1 << 20) {
+                theirs.write_all(piece).expect("write");
+            }
+        }
+        let theirs = theirs.finish().expect("finish").into_inner();
+        // In the pieces `pack` reads files in (zlib-rs's output also depends on those).
+        let mut coder = Coder::new(Codec::Deflate).expect("coder");
+        let mut zip = ZipOut::new(Vec::new());
+        for (name, mode, bytes) in &files {
+            let mut sink = coder.entry(bytes.len() as u64).expect("entry");
+            for piece in bytes.chunks(1 << 20) {
+                sink.write_all(piece).expect("write");
+            }
+            zip.add(name, *mode, &sink.finish().expect("finish"))
+                .expect("add");
+        }
+        let ours = zip.finish().expect("finish");
+        assert_eq!(ours.len(), theirs.len());
+        assert!(ours == theirs, "the archives differ");
     }
 
     /// The frame header's window size (RFC 8878 3.1.1.1.2), or its content size for a
