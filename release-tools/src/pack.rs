@@ -500,7 +500,7 @@ fn write_zip(
             });
         }
         let result = (|| {
-            for i in 0..items.len() {
+            for (i, (_, entry)) in items.iter().enumerate() {
                 let prepared = {
                     let mut r = lock();
                     loop {
@@ -513,8 +513,7 @@ fn write_zip(
                         r = changed.wait(r).unwrap_or_else(PoisonError::into_inner);
                     }
                 };
-                zip.add(&items[i].1.path, items[i].1.mode, &prepared?)
-                    .map_err(werr)?;
+                zip.add(&entry.path, entry.mode, &prepared?).map_err(werr)?;
             }
             Ok(())
         })();
