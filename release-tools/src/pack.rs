@@ -611,8 +611,9 @@ mod tests {
     use super::*;
 
     /// Files of mixed sizes, written with a budget of one byte ahead (so workers keep
-    /// pausing for the writer), come out whole, in path order, in either method; a
-    /// file that changed after it was hashed stops the archive with its name.
+    /// pausing for the writer), come out whole, in path order, with their mode, in
+    /// either method (each zstd frame with its content size); a file that changed
+    /// after it was hashed stops the archive with its name.
     #[test]
     fn entries_come_out_in_order_and_whole_when_workers_must_wait() {
         let t = tempfile::tempdir().expect("tempdir");
@@ -648,8 +649,20 @@ mod tests {
                 zip::ZipArchive::new(fs_err::File::open(&dest).expect("open")).expect("zip");
             assert_eq!(zip.len(), entries.len());
             for (i, want) in entries.iter().enumerate() {
+                if let Method::Zstd(_) = method {
+                    let mut raw = zip.by_index_raw(i).expect("entry");
+                    let mut frame = Vec::new();
+                    raw.read_to_end(&mut frame).expect("read");
+                    assert_eq!(
+                        zstd::zstd_safe::get_frame_content_size(&frame).expect("a frame"),
+                        Some(want.size),
+                        "{}",
+                        want.path
+                    );
+                }
                 let mut e = zip.by_index(i).expect("entry");
                 assert_eq!(e.name().expect("name"), want.path);
+                assert_eq!(e.unix_mode(), Some(0o100_644));
                 let mut got = Vec::new();
                 e.read_to_end(&mut got).expect("read");
                 assert_eq!(peft_manifest::Sha256::of(&got), want.sha256);

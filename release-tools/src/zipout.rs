@@ -589,6 +589,28 @@ mod tests {
         assert!(ours == theirs, "the archives differ");
     }
 
+    /// A name too long for a central header is refused with its length, before
+    /// anything of the entry is written; the longest that fits is written and read.
+    #[test]
+    fn a_name_too_long_for_a_zip_is_refused() {
+        let mut coder = Coder::new(Codec::Deflate).expect("coder");
+        let one = entry(&mut coder, b"x");
+        let mut zip = ZipOut::new(Vec::new());
+        let err = zip
+            .add(&"a".repeat(MAX_NAME + 1), 0o644, &one)
+            .expect_err("refused");
+        assert!(err.to_string().contains("65462 bytes long"), "{err}");
+        assert_eq!(zip.at, 0);
+        let longest = "b".repeat(MAX_NAME);
+        zip.add(&longest, 0o644, &one).expect("fits");
+        let bytes = zip.finish().expect("finish");
+        let mut read = zip::ZipArchive::new(io::Cursor::new(&bytes)).expect("a zip");
+        assert_eq!(
+            read.by_index(0).expect("entry").name().expect("name"),
+            longest.as_str()
+        );
+    }
+
     /// The frame header's window size (RFC 8878 3.1.1.1.2), or its content size for a
     /// single-segment frame.
     fn frame_window(frame: &[u8]) -> u64 {
