@@ -611,6 +611,48 @@ mod tests {
         );
     }
 
+    /// A central header's zip64 field holds only the values whose 32-bit field is
+    /// 0xFFFFFFFF, in APPNOTE's order (uncompressed, compressed, offset): here an
+    /// entry of 5 GiB that compressed to 3 GiB, at an offset past 4 GiB (values no test
+    /// can write for real; the 4 GiB entry test writes the sizes for real).
+    #[test]
+    fn a_central_zip64_field_holds_only_what_overflowed_in_order() {
+        let c = Central {
+            name: "lib/huge.so".into(),
+            mode: 0o755,
+            method: ZSTD,
+            crc32: 0x1234_5678,
+            size: 5 << 30,
+            compressed: 3 << 30,
+            offset: 4 << 30,
+        };
+        let mut h = Vec::new();
+        c.write_central(&mut h);
+        assert_eq!(h[4..8], [45, 3, 45, 0]);
+        assert_eq!(h[20..24], ((3u64 << 30) as u32).to_le_bytes());
+        assert_eq!(h[24..28], [0xFF; 4]);
+        assert_eq!(h[30..32], 20u16.to_le_bytes());
+        assert_eq!(h[38..42], ((0o100_755u32) << 16).to_le_bytes());
+        assert_eq!(h[42..46], [0xFF; 4]);
+        let extra = &h[46 + 11..];
+        assert_eq!(extra[..4], [1, 0, 16, 0]);
+        assert_eq!(extra[4..12], (5u64 << 30).to_le_bytes());
+        assert_eq!(extra[12..20], (4u64 << 30).to_le_bytes());
+        assert_eq!(extra.len(), 20);
+        // Its local header has both sizes (the offset is not in a local header).
+        let l = c.local_header();
+        assert_eq!(l[18..26], [0xFF; 8]);
+        assert_eq!(
+            l[30 + 11..],
+            [
+                &[1, 0, 16, 0][..],
+                &(5u64 << 30).to_le_bytes(),
+                &(3u64 << 30).to_le_bytes()
+            ]
+            .concat()[..]
+        );
+    }
+
     /// The frame header's window size (RFC 8878 3.1.1.1.2), or its content size for a
     /// single-segment frame.
     fn frame_window(frame: &[u8]) -> u64 {
