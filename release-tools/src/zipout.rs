@@ -54,7 +54,7 @@ pub enum Codec {
 /// Why an entry could not be compressed.
 #[derive(Debug, thiserror::Error)]
 pub enum CoderError {
-    #[error("zstd refused the level {level}: {why}")]
+    #[error("zstd refused its settings for level {level} ({why}); use a level from 1 to 19")]
     Level { level: i32, why: &'static str },
     #[error("zstd failed: {0}")]
     Zstd(&'static str),
