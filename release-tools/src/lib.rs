@@ -17,5 +17,6 @@ pub mod publish;
 pub mod release_config;
 pub mod rotation;
 pub mod verify;
+pub mod zipout;
 
 pub use error::{ReleaseError, Result};

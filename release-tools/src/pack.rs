@@ -11,6 +11,13 @@
 //! compression method 93, which bootstrappers from [`peft_manifest::ZSTD_SINCE`] on
 //! download instead). Entries are compressed on all cores, each on its own (so an
 //! entry can still be read alone, by byte ranges), then written in path order.
+//!
+//! The zips are written by [`crate::zipout`], not the `zip` crate (which still reads
+//! them): each worker keeps one compression context for the whole run instead of a
+//! fresh one per entry, and pledges each entry's size to zstd, so every frame records
+//! its content size and a small file's frame asks its reader for a small window.
+//! The layout (sizes in every local header, never a data descriptor, zip64 fields
+//! only where a value overflows) is described there.
 
 use fs_err::File;
 use std::collections::BTreeMap;
@@ -28,11 +35,10 @@ use peft_manifest::{
 };
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
-use zip::write::{PreparedZipFile, SimpleFileOptions, ZipFileBuilder};
-use zip::{CompressionMethod, DateTime, ZipWriter};
 
 use crate::error::{ReleaseError, Result};
 use crate::layout::{Repo, write_atomic};
+use crate::zipout::{Codec, Coder, Compressed, ZipOut};
 
 /// What `pack` records for `publish`: one variant of one release.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,15 +125,15 @@ pub enum Method {
 }
 
 impl Method {
-    fn options(self) -> SimpleFileOptions {
-        let (method, level) = match self {
-            Method::Deflate => (CompressionMethod::Deflated, 6),
-            Method::Zstd(level) => (CompressionMethod::Zstd, level),
-        };
-        SimpleFileOptions::default()
-            .compression_method(method)
-            .compression_level(Some(level))
-            .last_modified_time(DateTime::default())
+    fn codec(self) -> Result<Codec> {
+        match self {
+            Method::Deflate => Ok(Codec::Deflate),
+            Method::Zstd(level) => i32::try_from(level).map(Codec::Zstd).map_err(|_| {
+                ReleaseError::Usage(format!(
+                    "the zstd level {level} is out of range; use 1 to 19"
+                ))
+            }),
+        }
     }
 
     /// How it is named in messages.
@@ -429,7 +435,7 @@ const AHEAD_BYTES: u64 = 1 << 30;
 #[derive(Default)]
 struct Ready {
     /// Finished entries by position, waiting to be written, with their unpacked size.
-    done: BTreeMap<usize, (Result<PreparedZipFile>, u64)>,
+    done: BTreeMap<usize, (Result<Compressed>, u64)>,
     /// Their unpacked bytes (more than they hold, so a safe bound).
     held: u64,
     /// The position the writer waits for: its worker never pauses, or the entries
@@ -438,8 +444,9 @@ struct Ready {
 }
 
 /// Writes the reproducible zip of `items` (carriers, in path order) with `method`.
-/// One worker per core compresses entries, each on its own, and checks every file
-/// against its hash while reading it; this thread writes them in order.
+/// One worker per core compresses entries, each on its own with the one compression
+/// context the worker keeps for the whole run, and checks every file against its
+/// hash while reading it; this thread writes them in order.
 fn write_zip(
     dest: &Path,
     items: &[(&Found, &FileEntry)],
@@ -454,13 +461,23 @@ fn write_zip(
     let ready = Mutex::new(Ready::default());
     let changed = Condvar::new();
     let lock = || ready.lock().unwrap_or_else(PoisonError::into_inner);
+    let codec = method.codec()?;
+    let coders = (0..workers)
+        .map(|_| Coder::new(codec))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| {
+            ReleaseError::Usage(format!(
+                "cannot start the {} compressor: {e}",
+                method.name()
+            ))
+        })?;
     let out = File::create(dest).map_err(|e| ReleaseError::io("creating", dest, e))?;
-    let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, out));
-    let zerr =
-        |e: zip::result::ZipError| ReleaseError::io("writing", dest, std::io::Error::other(e));
+    let mut zip = ZipOut::new(BufWriter::with_capacity(1 << 20, out));
+    let werr = |e: std::io::Error| ReleaseError::io("writing", dest, e);
     let written: Result<()> = std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
+        for mut coder in coders {
+            let (next, stop, changed, lock) = (&next, &stop, &changed, &lock);
+            s.spawn(move || {
                 let mut buf = vec![0u8; 1 << 20];
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -474,7 +491,7 @@ fn write_zip(
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    let prepared = compress(f, e, method, &mut buf);
+                    let prepared = compress(f, e, &mut coder, &mut buf);
                     let mut r = lock();
                     r.held += e.size;
                     r.done.insert(i, (prepared, e.size));
@@ -483,7 +500,7 @@ fn write_zip(
             });
         }
         let result = (|| {
-            for i in 0..items.len() {
+            for (i, (_, entry)) in items.iter().enumerate() {
                 let prepared = {
                     let mut r = lock();
                     loop {
@@ -496,7 +513,7 @@ fn write_zip(
                         r = changed.wait(r).unwrap_or_else(PoisonError::into_inner);
                     }
                 };
-                zip.add_prepared_file(prepared?).map_err(zerr)?;
+                zip.add(&entry.path, entry.mode, &prepared?).map_err(werr)?;
             }
             Ok(())
         })();
@@ -511,7 +528,7 @@ fn write_zip(
         result
     });
     written?;
-    let out = zip.finish().map_err(zerr)?;
+    let out = zip.finish().map_err(werr)?;
     let file = out
         .into_inner()
         .map_err(|e| ReleaseError::io("writing", dest, e.into_error()))?;
@@ -520,31 +537,27 @@ fn write_zip(
     Ok(())
 }
 
-/// Compresses one file into an entry, checking that it still has the bytes its
-/// index entry was made from.
-fn compress(f: &Found, e: &FileEntry, method: Method, buf: &mut [u8]) -> Result<PreparedZipFile> {
-    let options = method
-        .options()
-        .unix_permissions(e.mode)
-        .large_file(e.size >= u64::from(u32::MAX) - (1 << 20));
-    let zerr = |err: zip::result::ZipError| {
+/// Compresses one file into an entry with `coder`, checking that it still has the
+/// bytes its index entry was made from. The file is read in `buf`-sized pieces.
+fn compress(f: &Found, e: &FileEntry, coder: &mut Coder, buf: &mut [u8]) -> Result<Compressed> {
+    let cerr = |err: crate::zipout::CoderError| {
         ReleaseError::io("compressing", &f.path, std::io::Error::other(err))
     };
-    let mut builder = ZipFileBuilder::new(e.path.as_str(), options).map_err(zerr)?;
+    let mut sink = coder.entry(e.size).map_err(cerr)?;
     let mut input = File::open(&f.path).map_err(|err| ReleaseError::io("reading", &f.path, err))?;
     let changed = || {
         ReleaseError::Usage(format!(
-            "{} changed while it was being packed",
+            "{} changed while it was being packed; pack again once nothing writes to the input folder",
             f.path.display()
         ))
     };
-    match copy_capped(&mut input, &mut builder, e.size, buf, |_| {}) {
+    match copy_capped(&mut input, &mut sink, e.size, buf, |_| {}) {
         Ok((sha, n)) if sha == e.sha256 && n == e.size => {}
         Ok(_) | Err(CopyError::TooLong { .. }) => return Err(changed()),
         Err(CopyError::Read(err)) => return Err(ReleaseError::io("reading", &f.path, err)),
         Err(CopyError::Write(err)) => return Err(ReleaseError::io("compressing", &f.path, err)),
     }
-    builder.finish().map_err(zerr)
+    sink.finish().map_err(cerr)
 }
 
 /// Earlier releases of `variant` in the repository (published on any channel, or
@@ -598,8 +611,9 @@ mod tests {
     use super::*;
 
     /// Files of mixed sizes, written with a budget of one byte ahead (so workers keep
-    /// pausing for the writer), come out whole, in path order, in either method; a
-    /// file that changed after it was hashed stops the archive with its name.
+    /// pausing for the writer), come out whole, in path order, with their mode, in
+    /// either method (each zstd frame with its content size); a file that changed
+    /// after it was hashed stops the archive with its name.
     #[test]
     fn entries_come_out_in_order_and_whole_when_workers_must_wait() {
         let t = tempfile::tempdir().expect("tempdir");
@@ -635,8 +649,20 @@ mod tests {
                 zip::ZipArchive::new(fs_err::File::open(&dest).expect("open")).expect("zip");
             assert_eq!(zip.len(), entries.len());
             for (i, want) in entries.iter().enumerate() {
+                if let Method::Zstd(_) = method {
+                    let mut raw = zip.by_index_raw(i).expect("entry");
+                    let mut frame = Vec::new();
+                    raw.read_to_end(&mut frame).expect("read");
+                    assert_eq!(
+                        zstd::zstd_safe::get_frame_content_size(&frame).expect("a frame"),
+                        Some(want.size),
+                        "{}",
+                        want.path
+                    );
+                }
                 let mut e = zip.by_index(i).expect("entry");
                 assert_eq!(e.name().expect("name"), want.path);
+                assert_eq!(e.unix_mode(), Some(0o100_644));
                 let mut got = Vec::new();
                 e.read_to_end(&mut got).expect("read");
                 assert_eq!(peft_manifest::Sha256::of(&got), want.sha256);
