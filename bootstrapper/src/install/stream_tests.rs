@@ -415,3 +415,34 @@ fn large_entries_take_turns_with_one_context() {
     shared.with(|_| Ok(())).expect("given back after the panic");
     assert!(shared.lock().context.is_some(), "kept for the next turn");
 }
+
+/// A large entry decoded on its own thread comes out whole and in order across many
+/// pieces; a reader that stops early ends the decoding thread (no hang); a frame
+/// cut short is an error of the reading side.
+#[test]
+fn a_large_entry_decoded_alongside_comes_out_whole() {
+    let data = noise(3 * PIECE + 12_345, 9);
+    let frame = zstd::stream::encode_all(&data[..], 3).expect("compress");
+    let mut ctx = None;
+    let ctx = context(&mut ctx).expect("context");
+    let got = decode_alongside(BufReader::new(&frame[..]), ctx, |r| {
+        let mut v = Vec::new();
+        r.read_to_end(&mut v).map(|_| v)
+    })
+    .expect("started")
+    .expect("read");
+    assert!(got == data, "the decoded bytes differ");
+    let first = decode_alongside(BufReader::new(&frame[..]), ctx, |r| {
+        let mut v = vec![0u8; 10];
+        r.read_exact(&mut v).map(|()| v)
+    })
+    .expect("started")
+    .expect("read");
+    assert_eq!(first, data[..10]);
+    let broken = &frame[..frame.len() - 100];
+    let r = decode_alongside(BufReader::new(broken), ctx, |r| {
+        std::io::copy(r, &mut std::io::sink())
+    })
+    .expect("started");
+    assert!(r.is_err(), "a frame cut short decoded: {r:?}");
+}
