@@ -498,13 +498,13 @@ struct Pieces {
 impl Read for Pieces {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            if let Some((piece, len)) = &self.current {
-                if self.at < *len {
-                    let k = (*len - self.at).min(buf.len());
-                    buf[..k].copy_from_slice(&piece[self.at..self.at + k]);
-                    self.at += k;
-                    return Ok(k);
-                }
+            if let Some((piece, len)) = &self.current
+                && self.at < *len
+            {
+                let k = (*len - self.at).min(buf.len());
+                buf[..k].copy_from_slice(&piece[self.at..self.at + k]);
+                self.at += k;
+                return Ok(k);
             }
             if let Some((piece, _)) = self.current.take() {
                 let _ = self.empty.send(piece);
