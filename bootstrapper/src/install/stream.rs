@@ -593,8 +593,9 @@ fn zstd_error(code: usize) -> io::Error {
 }
 
 /// The largest zstd window an entry may ask for, as a power of two: 16 MiB, twice
-/// what `peft-release pack`'s highest level (19) uses. Each worker holds one window,
-/// so this bounds the unpack's memory even for bytes not yet verified.
+/// what `peft-release pack`'s highest level (19) uses. Each zstd context holds one
+/// window (see [`SMALL_ENTRY`]), so this bounds the unpack's memory even for bytes
+/// not yet verified.
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 
 /// A zstd decoder of one entry's data with `ctx` (reset first, so nothing of an
