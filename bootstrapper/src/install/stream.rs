@@ -243,15 +243,17 @@ fn run(
     let syncer = Syncer::start();
     let failed = AtomicBool::new(false);
     let (tx, rx) = sync_channel::<Job>(QUEUE);
-    let rx = Mutex::new(rx);
-    let large = Shared::default();
-    let workers = workers();
+    let (large_tx, large_rx) = sync_channel::<Job>(QUEUE);
+    let (rx, large_rx) = (Mutex::new(rx), Mutex::new(large_rx));
+    // One worker per core, plus the lane of large zstd files (see `SMALL_ENTRY`).
+    let lanes = std::iter::repeat_n((&rx, false), workers()).chain([(&large_rx, true)]);
+    let (file, sync, failed) = (&file, &syncer, &failed);
     let (parsed, results) = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
+        let handles: Vec<_> = lanes
+            .map(|(rx, large)| {
+                s.spawn(move || {
                     let mut buf = vec![0u8; BUF];
-                    let mut small = None;
+                    let mut ctx = None;
                     let mut written = Vec::new();
                     let mut error = None;
                     loop {
@@ -269,7 +271,7 @@ fn run(
                         };
                         let tail = Tail {
                             follow,
-                            file: &file,
+                            file,
                             attempt,
                             pos: job.data,
                             end: job.data + job.compressed,
@@ -285,10 +287,9 @@ fn run(
                                 Ok(write(&mut flate2::bufread::DeflateDecoder::new(input)))
                             }
                             Method::Stored => Ok(write(&mut input.into_inner())),
-                            Method::Zstd if want.size > SMALL_ENTRY => {
-                                large.with(|ctx| decode_alongside(input, ctx, &mut write))
-                            }
-                            Method::Zstd => context(&mut small)
+                            Method::Zstd if large => context(&mut ctx)
+                                .and_then(|ctx| decode_alongside(input, ctx, &mut write)),
+                            Method::Zstd => context(&mut ctx)
                                 .and_then(|ctx| Ok(write(&mut zstd_reader(input, ctx)?))),
                         }
                         .unwrap_or_else(|e| {
@@ -296,7 +297,7 @@ fn run(
                         });
                         match r {
                             Ok(f) => {
-                                syncer.add(f);
+                                sync.add(f);
                                 written.push(job.pos);
                             }
                             Err(e) => {
@@ -308,11 +309,11 @@ fn run(
                 })
             })
             .collect();
-        let parsed = parse(index, follow, &file, attempt, &tx, &failed);
+        let parsed = parse(index, follow, file, attempt, [&tx, &large_tx], failed);
         if parsed.is_err() {
             failed.store(true, Ordering::Relaxed);
         }
-        drop(tx);
+        drop((tx, large_tx));
         let results: Vec<_> = handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|_| Err("a worker panicked".into())))
@@ -338,7 +339,7 @@ fn parse(
     follow: &Follow,
     file: &File,
     attempt: u64,
-    tx: &std::sync::mpsc::SyncSender<Job>,
+    [tx, large_tx]: [&std::sync::mpsc::SyncSender<Job>; 2],
     failed: &AtomicBool,
 ) -> Result<(), String> {
     let carrier = index.carrier_mask();
@@ -412,21 +413,27 @@ fn parse(
             compressed,
             method,
         };
-        tx.send(job)
+        let lane = if method == Method::Zstd && want.size > SMALL_ENTRY {
+            large_tx
+        } else {
+            tx
+        };
+        lane.send(job)
             .map_err(|_| "the workers stopped".to_string())?;
         pos = end;
     }
     Err("a worker failed".into())
 }
 
-/// Files up to this size are decoded with their worker's own zstd context; larger
-/// ones take turns with one shared context. A context keeps the largest window it
-/// has decoded (8 MiB for large files at `pack`'s level 19), so one per worker made
-/// the unpack hold a window per core; this way it holds one large window, and each
-/// worker's own stays at most this size. Large files are most of the bytes (15
-/// files over 8 MiB were 93 % of the real-library tree), so while one is decoded,
-/// its hashing and writing run on a second thread ([`decode_alongside`]): the two
-/// cores stay busy without a second window.
+/// zstd files up to this size are decoded by the workers, each with its own context;
+/// larger ones go to a lane of their own, one after another, with one context. A
+/// context keeps the largest window it has decoded (8 MiB for large files at
+/// `pack`'s level 19), so a context per worker made the unpack hold a window per
+/// core; this way it holds one large window, and each worker's stays at most this
+/// size. Large files are most of the bytes (15 files over 8 MiB were 93 % of the
+/// real-library tree), so while the lane decodes one, its hashing and writing run on
+/// a second thread ([`decode_alongside`]), and the workers go on with the small
+/// files meanwhile: the cores stay busy without a second window.
 const SMALL_ENTRY: u64 = 1 << 20;
 
 /// Decoded pieces in flight between the decoding thread and the writing one.
@@ -517,62 +524,6 @@ impl Read for Pieces {
                 Err(_) => return Ok(0),
             }
         }
-    }
-}
-
-/// The zstd context that workers share for large files, made by the first that
-/// needs it.
-#[derive(Default)]
-struct Shared {
-    slot: Mutex<Slot>,
-    returned: Condvar,
-}
-
-#[derive(Default)]
-struct Slot {
-    context: Option<DCtx<'static>>,
-    /// A worker has it.
-    taken: bool,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Slot> {
-        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Runs `f` with the shared context, waiting while another worker has it.
-    fn with<T>(&self, f: impl FnOnce(&mut DCtx<'static>) -> io::Result<T>) -> io::Result<T> {
-        let mut turn = {
-            let mut slot = self.lock();
-            while slot.taken {
-                slot = self
-                    .returned
-                    .wait(slot)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-            slot.taken = true;
-            Turn {
-                shared: self,
-                context: slot.context.take(),
-            }
-        };
-        context(&mut turn.context).and_then(f)
-    }
-}
-
-/// A worker's turn with the shared context; it is given back however the turn
-/// ends (a panic too, or the other workers would wait for ever).
-struct Turn<'a> {
-    shared: &'a Shared,
-    context: Option<DCtx<'static>>,
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        let mut slot = self.shared.lock();
-        slot.context = self.context.take();
-        slot.taken = false;
-        self.shared.returned.notify_one();
     }
 }
 

@@ -114,7 +114,7 @@ fn zstd_entries_are_written_while_the_archive_still_grows() {
 /// A zstd frame that asks for a 128 MiB window (more than [`ZSTD_WINDOW_LOG_MAX`]
 /// allows) is refused before its window is allocated: a server cannot make each
 /// worker hold that much memory with bytes that are not verified yet. Small files
-/// (a worker's own context) and large ones (the shared context) alike.
+/// (a worker's context) and large ones (the lane of large files) alike.
 #[test]
 fn a_zstd_window_above_the_limit_ends_the_stream() {
     for len in [64 << 10, SMALL_ENTRY as usize + 1] {
@@ -375,45 +375,6 @@ fn a_zip64_compressed_size_near_u64_max_ends_the_stream_without_overflow() {
     let why = stream.join().expect_err("refused");
     assert!(why.contains("past the largest archive"), "{why}");
     assert!(!dest.join("a").exists());
-}
-
-/// Workers take turns with the shared context: never two at once, it is kept for
-/// the next turn, and a turn that panics still gives it back.
-#[test]
-fn large_entries_take_turns_with_one_context() {
-    use std::sync::atomic::AtomicUsize;
-    let shared = Shared::default();
-    let (inside, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| {
-                for _ in 0..20 {
-                    shared
-                        .with(|_| {
-                            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
-                            most.fetch_max(now, Ordering::SeqCst);
-                            std::thread::sleep(Duration::from_micros(200));
-                            inside.fetch_sub(1, Ordering::SeqCst);
-                            Ok(())
-                        })
-                        .expect("a turn");
-                }
-            });
-        }
-    });
-    assert_eq!(
-        most.load(Ordering::SeqCst),
-        1,
-        "two workers held it at once"
-    );
-    let panicked = std::thread::scope(|s| {
-        s.spawn(|| shared.with(|_| -> io::Result<()> { panic!("a worker fails") }))
-            .join()
-            .is_err()
-    });
-    assert!(panicked);
-    shared.with(|_| Ok(())).expect("given back after the panic");
-    assert!(shared.lock().context.is_some(), "kept for the next turn");
 }
 
 /// A large entry decoded on its own thread comes out whole and in order across many
