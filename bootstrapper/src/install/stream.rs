@@ -277,7 +277,9 @@ fn run(
                             end: job.data + job.compressed,
                         };
                         // A small entry gets a small buffer: there are thousands.
-                        let cap = BUF.min(job.compressed as usize).max(4096);
+                        let cap = usize::try_from(job.compressed)
+                            .map_or(BUF, |c| c.min(BUF))
+                            .max(4096);
                         let input = BufReader::with_capacity(cap, tail);
                         let (name, path) = (want.path.as_str(), dest.join(&want.path));
                         let mut write =
