@@ -331,18 +331,31 @@ impl World {
 
     /// The command [`World::run`] runs, to add environment or spawn it.
     pub fn command(&self, cmd: &str, url: &str, cache: &str, extra: &[&str]) -> Command {
+        self.command_as(cmd, true, url, cache, extra)
+    }
+
+    /// [`World::run`] without `--json`: stderr holds the lines a person reads.
+    pub fn run_for_people(&self, cmd: &str, url: &str, cache: &str, extra: &[&str]) -> Output {
+        self.command_as(cmd, false, url, cache, extra)
+            .output()
+            .expect("run peft-bootstrap")
+    }
+
+    fn command_as(&self, cmd: &str, json: bool, url: &str, cache: &str, extra: &[&str]) -> Command {
         let mut c = bootstrap();
-        c.arg(cmd)
-            .arg("--json")
-            .args([
-                "--manifest-url",
-                url,
-                "--trusted-key",
-                &self.s("keys/release.pub"),
-                "--cache-dir",
-                &self.s(cache),
-            ])
-            .args(extra);
+        c.arg(cmd);
+        if json {
+            c.arg("--json");
+        }
+        c.args([
+            "--manifest-url",
+            url,
+            "--trusted-key",
+            &self.s("keys/release.pub"),
+            "--cache-dir",
+            &self.s(cache),
+        ])
+        .args(extra);
         c
     }
 

@@ -52,19 +52,7 @@ fn self_update_check_with_no_build_offered_exits_0_and_says_so() {
         .cloned()
         .expect("self_update");
     assert_eq!(e["status"], "not_offered", "{e}");
-    let people = bootstrap()
-        .args([
-            "self-update",
-            "--check",
-            "--manifest-url",
-            &server.url(),
-            "--trusted-key",
-            &w.s("keys/release.pub"),
-            "--cache-dir",
-            &w.s("cache"),
-        ])
-        .output()
-        .expect("run");
+    let people = w.run_for_people("self-update", &server.url(), "cache", &["--check"]);
     assert_eq!(exit(&people), 0, "{}", stderr(&people));
     assert!(
         stderr(&people).contains("nothing to update to"),

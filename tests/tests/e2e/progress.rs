@@ -142,18 +142,7 @@ fn the_terminal_says_it_retries_at_once_and_keeps_a_summary_line() {
     let kept = MIB;
     w.seed_partial("cache", kept);
     // Without --json: the lines for people.
-    let out = peft_e2e::bootstrap()
-        .args([
-            "ensure",
-            "--manifest-url",
-            &server.url(),
-            "--trusted-key",
-            &w.s("keys/release.pub"),
-            "--cache-dir",
-            &w.s("cache"),
-        ])
-        .output()
-        .expect("run");
+    let out = w.run_for_people("ensure", &server.url(), "cache", &[]);
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("trying again in"), "{err}");
@@ -186,18 +175,7 @@ fn the_terminal_says_installed_once_when_files_repeat_content() {
     w.pack_dir("1.0.0", &input, &[]);
     w.publish(&[]);
     let server = Server::start(&w.repo());
-    let out = peft_e2e::bootstrap()
-        .args([
-            "ensure",
-            "--manifest-url",
-            &server.url(),
-            "--trusted-key",
-            &w.s("keys/release.pub"),
-            "--cache-dir",
-            &w.s("cache"),
-        ])
-        .output()
-        .expect("run");
+    let out = w.run_for_people("ensure", &server.url(), "cache", &[]);
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
     let err = stderr(&out);
     let count = |start: &str| err.lines().filter(|l| l.starts_with(start)).count();
@@ -318,18 +296,7 @@ fn a_server_that_ignores_the_resume_says_so_and_resumed_from_falls_to_zero() {
     // For people, the same run says it did not resume.
     fs_err::remove_dir_all(w.path("cache")).expect("rm cache");
     w.seed_partial("cache", MIB);
-    let out = peft_e2e::bootstrap()
-        .args([
-            "ensure",
-            "--manifest-url",
-            &server.url(),
-            "--trusted-key",
-            &w.s("keys/release.pub"),
-            "--cache-dir",
-            &w.s("cache"),
-        ])
-        .output()
-        .expect("run");
+    let out = w.run_for_people("ensure", &server.url(), "cache", &[]);
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
     assert!(
         stderr(&out).contains("The server did not resume at 1.0 MB"),
