@@ -14,8 +14,8 @@ use crate::error::human_bytes;
 pub struct HumanReporter {
     tty: bool,
     bar: Mutex<Option<Bar>>,
-    /// The phase whose bar ended last: more reports that it is complete (the
-    /// install's last steps repeat it) open no new bar.
+    /// The phase of the bar that ended last, until another bar opens: more reports
+    /// that it is complete (the install's last steps repeat it) open no new bar.
     ended: Mutex<Option<Phase>>,
 }
 
@@ -159,6 +159,10 @@ impl HumanReporter {
             }
         }
         if slot.is_none() {
+            // A new bar: only a repeat of the bar that just ended is passed over.
+            if let Ok(mut ended) = self.ended.lock() {
+                *ended = None;
+            }
             let label = Self::phase_label(phase);
             if resumed > 0 {
                 eprintln!(
